@@ -1,0 +1,136 @@
+"""Users, API tokens and magic links. Tokens are shown once and stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from shared import defaults
+from shared.db import get_sessionmaker
+from shared.models import ApiToken, MagicLink, OutboxMail, User, utcnow
+
+MAGIC_LINK_PATH = "/login/"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email or len(email) > 320:
+        raise ValueError(f"not an email address: {email!r}")
+    return email
+
+
+class Accounts:
+    def __init__(self, database_url: str) -> None:
+        self._sessions = get_sessionmaker(database_url)
+
+    def ensure_user(self, email: str, admin: bool = False) -> User:
+        """The user with this email, created if missing; ``admin=True`` promotes an existing one."""
+        email = normalize_email(email)
+        with self._sessions() as session:
+            user = session.scalars(select(User).where(User.email == email)).first()
+            if user is None:
+                user = User(email=email, is_admin=admin)
+                session.add(user)
+                try:
+                    session.commit()
+                except IntegrityError:  # created concurrently
+                    session.rollback()
+                    user = session.scalars(select(User).where(User.email == email)).one()
+            if admin and not user.is_admin:
+                user.is_admin = True
+                session.commit()
+            session.refresh(user)
+            session.expunge(user)
+            return user
+
+    def find_user(self, email: str) -> User | None:
+        try:
+            email = normalize_email(email)
+        except ValueError:
+            return None
+        with self._sessions() as session:
+            user = session.scalars(select(User).where(User.email == email)).first()
+            if user is not None:
+                session.expunge(user)
+            return user
+
+    def get_user(self, user_id: int) -> User | None:
+        with self._sessions() as session:
+            user = session.get(User, user_id)
+            if user is not None:
+                session.expunge(user)
+            return user
+
+    def issue_api_token(self, user: User) -> str:
+        token = "qb_" + secrets.token_urlsafe(32)
+        with self._sessions() as session:
+            session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
+            session.commit()
+        return token
+
+    def user_for_token(self, token: str) -> User | None:
+        if not token:
+            return None
+        with self._sessions() as session:
+            row = session.scalars(
+                select(User).join(ApiToken).where(ApiToken.token_hash == hash_token(token))
+            ).first()
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    def create_magic_link(self, user: User, base_url: str) -> str:
+        """A single-use login URL, valid for ``MAGIC_LINK_TTL_S``."""
+        token = secrets.token_urlsafe(32)
+        with self._sessions() as session:
+            session.add(
+                MagicLink(
+                    user_id=user.id,
+                    token_hash=hash_token(token),
+                    expires_at=utcnow() + timedelta(seconds=defaults.MAGIC_LINK_TTL_S),
+                )
+            )
+            session.commit()
+        return base_url.rstrip("/") + MAGIC_LINK_PATH + token
+
+    def consume_magic_link(self, token: str) -> User | None:
+        """The link's user if the link is known, unused and unexpired; it is spent either way."""
+        now = utcnow()
+        with self._sessions() as session:
+            link = session.scalars(
+                update(MagicLink)
+                .where(
+                    MagicLink.token_hash == hash_token(token),
+                    MagicLink.used_at.is_(None),
+                    MagicLink.expires_at > now,
+                )
+                .values(used_at=now)
+                .returning(MagicLink)
+            ).one_or_none()
+            session.commit()
+            if link is None:
+                return None
+            user = session.get(User, link.user_id)
+            if user is not None:
+                session.expunge(user)
+            return user
+
+    def queue_login_mail(self, user: User, link: str) -> None:
+        """Store the login mail in the outbox (delivery is the mail job's work)."""
+        body = (
+            "Hello,\n\nOpen this link to sign in to Questboard. It works once and expires in "
+            f"{defaults.MAGIC_LINK_TTL_S // 60} minutes:\n\n{link}\n\n"
+            "If you did not ask for it, ignore this mail.\n"
+        )
+        with self._sessions() as session:
+            session.add(OutboxMail(to_addr=user.email, subject="Your Questboard sign-in link", body=body))
+            session.commit()

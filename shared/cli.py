@@ -1,0 +1,269 @@
+"""The ``questboard`` command (contract §1)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from shared.settings import Settings, get_settings
+
+CELERY_APP = "workers.celery_app:celery_app"
+QUEUE_GROUPS = {"critical-high": "critical,high", "default-low": "default,low"}
+FLOWER_PORT = 5555
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@click.group()
+def main() -> None:
+    """Questboard: background jobs for Flask, with live progress."""
+
+
+# ----- database and users -----------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations (idempotent)."""
+    from shared.db import upgrade
+
+    settings = _settings()
+    settings.ensure_instance_dir()
+    upgrade(settings.resolved_database_url)
+    click.echo("database is up to date")
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+def _accounts() -> object:
+    from shared.accounts import Accounts
+    from shared.db import upgrade
+
+    settings = _settings()
+    settings.ensure_instance_dir()
+    upgrade(settings.resolved_database_url)
+    return Accounts(settings.resolved_database_url)
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="Make the user an operator (admin).")
+def users_create(email: str, admin: bool) -> None:
+    """Create the user (or find it) and print a new API token as the last line."""
+    accounts = _accounts()
+    try:
+        user = accounts.ensure_user(email, admin=admin)  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    token = accounts.issue_api_token(user)  # type: ignore[attr-defined]
+    click.echo(f"user {user.email} (id {user.id}{', admin' if user.is_admin else ''})", err=True)
+    click.echo(token)
+
+
+@users.command("login-link")
+@click.argument("email")
+def users_login_link(email: str) -> None:
+    """Print a one-time magic-link URL (valid 15 min, single use) as the last line."""
+    accounts = _accounts()
+    user = accounts.find_user(email)  # type: ignore[attr-defined]
+    if user is None:
+        raise click.ClickException(f"no user {email!r}; create one with 'questboard users create {email}'")
+    click.echo(accounts.create_magic_link(user, _settings().base_url))  # type: ignore[attr-defined]
+
+
+# ----- single roles -----------------------------------------------------------------------------
+
+
+def web_argv(host: str, port: int) -> list[str]:
+    from shared.processes import python_module
+
+    # One process, many threads: Socket.IO (threading mode) needs sticky sessions, which one process has.
+    return python_module(
+        "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "100",
+        "--bind", f"{host}:{port}", "--graceful-timeout", "10", "--access-logfile", "-", "web.wsgi:app",
+    )
+
+
+def worker_argv(queues: str, concurrency: int, name: str) -> list[str]:
+    from shared.processes import python_module
+
+    return python_module(
+        "celery", "-A", CELERY_APP, "worker", "--queues", queues, "--concurrency", str(concurrency),
+        "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+    )
+
+
+def beat_argv(instance_dir: Path) -> list[str]:
+    from shared.processes import python_module
+
+    return python_module(
+        "celery", "-A", CELERY_APP, "beat", "--scheduler", "redbeat.RedBeatScheduler", "--loglevel", "INFO",
+        "--pidfile", "",
+    )
+
+
+def flower_argv(port: int, basic_auth: str) -> list[str]:
+    from shared.processes import python_module
+
+    return python_module(
+        "celery", "-A", CELERY_APP, "flower", f"--port={port}", "--address=127.0.0.1",
+        f"--basic-auth={basic_auth}",
+    )
+
+
+def _check_queues(queues: str) -> str:
+    from shared.jobtypes import QUEUES
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in names if q not in QUEUES]
+    if not names or unknown:
+        raise click.BadParameter(f"unknown queue(s) {', '.join(unknown) or queues!r}; known: {', '.join(QUEUES)}")
+    return ",".join(names)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def web(host: str, port: int) -> None:
+    """Serve the web app (HTTP and Socket.IO)."""
+    argv = web_argv(host, port)
+    os.execv(argv[0], argv)
+
+
+@main.command()
+@click.option("--queues", "-Q", required=True, help="Comma-separated: critical, high, default, low.")
+@click.option("--concurrency", "-c", type=int, default=None, help="Processes (default JOB_CONCURRENCY).")
+@click.option("--name", default=None, help="Worker name (default: the queues).")
+def worker(queues: str, concurrency: int | None, name: str | None) -> None:
+    """Run a worker pool on the given queues."""
+    queues = _check_queues(queues)
+    argv = worker_argv(queues, concurrency or _settings().job_concurrency, name or queues.replace(",", "-"))
+    os.execv(argv[0], argv)
+
+
+@main.command()
+def beat() -> None:
+    """Run the recurring-task scheduler (one per installation; a Redis lock keeps it single)."""
+    argv = beat_argv(_settings().ensure_instance_dir())
+    os.execv(argv[0], argv)
+
+
+@main.command()
+@click.option("--port", default=FLOWER_PORT, show_default=True, type=int)
+def flower(port: int) -> None:
+    """Run Flower. Refuses to start without FLOWER_BASIC_AUTH (user:password)."""
+    auth = _settings().flower_basic_auth
+    if not auth or ":" not in auth:
+        raise click.ClickException("FLOWER_BASIC_AUTH=user:password is required: Flower never runs open.")
+    argv = flower_argv(port, auth)
+    os.execv(argv[0], argv)
+
+
+# ----- everything ---------------------------------------------------------------------------------
+
+
+def _flower_auth(settings: Settings) -> tuple[str, str]:
+    """FLOWER_BASIC_AUTH, or credentials generated once into the instance folder (mode 0600)."""
+    if settings.flower_basic_auth:
+        return settings.flower_basic_auth, "FLOWER_BASIC_AUTH"
+    path = settings.ensure_instance_dir() / "flower_auth"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"admin:{secrets.token_urlsafe(18)}\n")
+    return path.read_text().strip(), str(path)
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+def up(port: int, no_flower: bool) -> None:
+    """Run the whole system on this machine: web, workers, beat and Flower."""
+    from shared.db import upgrade
+    from shared.processes import Child, RedisUnavailable, private_redis, redis_answers, stop_all
+
+    settings = _settings()
+    instance = settings.ensure_instance_dir().resolve()
+    env = {"QUESTBOARD_INSTANCE_DIR": str(instance)}
+    children: list[Child] = []
+
+    if not redis_answers(settings.redis_url):
+        try:
+            children.append(private_redis(settings.redis_url, instance / "redis"))
+        except RedisUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"started a private redis-server (data in {instance / 'redis'})")
+
+    upgrade(settings.resolved_database_url)
+    settings.resolved_secret_key()
+    click.echo(f"database ready: {_describe_db(settings.resolved_database_url)}")
+
+    concurrency = settings.job_concurrency
+    children.append(Child("web", web_argv("127.0.0.1", port), env))
+    for name, queues in QUEUE_GROUPS.items():
+        children.append(Child(f"worker {queues}", worker_argv(queues, concurrency, name), env))
+    children.append(Child("beat", beat_argv(instance), env))
+    flower_line = "Flower:   not started (--no-flower)"
+    if not no_flower:
+        auth, source = _flower_auth(settings)
+        children.append(Child("flower", flower_argv(FLOWER_PORT, auth), env))
+        flower_line = f"Flower:   http://127.0.0.1:{FLOWER_PORT}  (basic auth from {source})"
+
+    stopping = False
+
+    def _request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    for child in children:
+        if child.proc is None:
+            child.start()
+    click.echo(
+        "\n".join(
+            [
+                "Questboard is up:",
+                f"Web:      http://127.0.0.1:{port}  (pages, /api, Socket.IO /jobs)",
+                f"API:      http://127.0.0.1:{port}/api/openapi.json",
+                f"Health:   http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/readyz",
+                flower_line,
+                f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes each)",
+                "Press Ctrl+C to stop.",
+            ]
+        )
+    )
+    exit_code = 0
+    while not stopping:
+        dead = [c for c in children if not c.alive()]
+        if dead:
+            click.echo(f"{dead[0].name} exited with {dead[0].proc.returncode}; stopping everything", err=True)
+            exit_code = 1
+            break
+        time.sleep(0.5)
+    click.echo("stopping (running jobs finish first)...")
+    stop_all(children)
+    click.echo("stopped")
+    sys.exit(exit_code)
+
+
+def _describe_db(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,31 @@
+"""Every tunable in one place, with its unit in the name."""
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+USER_JOB_LIMIT = 10
+
+# Magic links and sessions.
+MAGIC_LINK_TTL_S = 15 * 60
+
+# Progress events are kept for this long, then removed by the cleanup.
+EVENT_RETENTION_S = 24 * 60 * 60
+
+# A worker writes a heartbeat this often; /readyz wants one seen within WORKER_SEEN_WINDOW_S.
+WORKER_HEARTBEAT_INTERVAL_S = 5.0
+WORKER_SEEN_WINDOW_S = 30.0
+
+# The worker's maintenance loop (releases scheduled and retrying jobs when due).
+MAINTENANCE_INTERVAL_S = 0.5
+
+# Retry backoff when a job type does not say otherwise.
+RETRY_MAX_ATTEMPTS = 3
+RETRY_BACKOFF_BASE_S = 1.0
+RETRY_BACKOFF_MAX_S = 300.0
+RETRY_JITTER_RATIO = 0.25
+
+# Listing pages.
+LIST_LIMIT_DEFAULT = 50
+LIST_LIMIT_MAX = 200
+
+# Redis key prefixes.
+WORKER_KEY_PREFIX = "questboard:worker:"
+SOCKETIO_CHANNEL = "flask-socketio"

@@ -1,0 +1,243 @@
+"""What users ask of jobs: submit, look up, list, cancel. The web layer is a thin shell over this."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared import defaults
+from shared.db import get_sessionmaker
+from shared.dispatch import Dispatcher
+from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
+from shared.jobtypes import QUEUES, JobType
+from shared.lifecycle import transition
+from shared.models import Job, JobEvent, User, utcnow
+from shared.publisher import Publisher
+from shared.serialize import event_to_dict, job_to_dict
+from shared.states import ACTIVE, NOT_STARTED, Status
+
+# What a refused 11th job is told to wait before trying again.
+LIMIT_RETRY_AFTER_S = 5
+
+
+def validation_fields(exc: ValidationError, prefix: str = "") -> dict[str, str]:
+    """pydantic errors as ``{"field.path": "message"}``."""
+    fields: dict[str, str] = {}
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "__root__"
+        fields[prefix + path] = err["msg"]
+    return fields
+
+
+def encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, job_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("Invalid cursor.", {"cursor": "not a cursor from a previous page"}) from exc
+
+
+class JobService:
+    def __init__(
+        self,
+        database_url: str,
+        registry: Mapping[str, JobType],
+        publisher: Publisher,
+        dispatcher: Dispatcher,
+        user_job_limit: int = defaults.USER_JOB_LIMIT,
+    ) -> None:
+        self._sessions = get_sessionmaker(database_url)
+        self.registry = registry
+        self.publisher = publisher
+        self.dispatcher = dispatcher
+        self.user_job_limit = user_job_limit
+
+    # ----- reading -------------------------------------------------------------------------------
+
+    def _visible(self, session: Session, user: User, job_id: str) -> Job:
+        job = session.get(Job, job_id)
+        if job is None or (job.user_id != user.id and not user.is_admin):
+            raise NotFound("No such job.")
+        return job
+
+    def get(self, user: User, job_id: str) -> dict[str, Any]:
+        with self._sessions() as session:
+            return job_to_dict(self._visible(session, user, job_id))
+
+    def owner_of(self, user: User, job_id: str) -> int:
+        """The owner's id of a job ``user`` may see (raises NotFound otherwise)."""
+        with self._sessions() as session:
+            return self._visible(session, user, job_id).user_id
+
+    def list(
+        self,
+        user: User,
+        status: str | None = None,
+        job_type: str | None = None,
+        limit: int = defaults.LIST_LIMIT_DEFAULT,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; ``next_cursor`` is None on the last page."""
+        stmt = select(Job)
+        if not user.is_admin:
+            stmt = stmt.where(Job.user_id == user.id)
+        if status:
+            stmt = stmt.where(Job.status == status)
+        if job_type:
+            stmt = stmt.where(Job.type == job_type)
+        if cursor:
+            created, last_id = decode_cursor(cursor)
+            stmt = stmt.where(
+                or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
+            )
+        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        with self._sessions() as session:
+            jobs = list(session.scalars(stmt))
+        next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
+        return [job_to_dict(j) for j in jobs[:limit]], next_cursor
+
+    def events(self, user: User, job_id: str) -> list[dict[str, Any]]:
+        with self._sessions() as session:
+            self._visible(session, user, job_id)
+            rows = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+            return [event_to_dict(e) for e in rows]
+
+    def active_count(self, user: User) -> int:
+        with self._sessions() as session:
+            return self._count_active(session, user.id)
+
+    @staticmethod
+    def _count_active(session: Session, user_id: int) -> int:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.user_id == user_id, Job.status.in_([s.value for s in ACTIVE]))
+            )
+            or 0
+        )
+
+    # ----- submitting ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        user: User,
+        job_type: str,
+        params: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        delay_seconds: float | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create the job (committed before any message is sent). Returns (job, created)."""
+        spec = self.registry.get(job_type)
+        if spec is None:
+            raise InvalidRequest(f"Unknown job type {job_type!r}.", {"type": "unknown job type"})
+        try:
+            clean = spec.validate_params(params or {}).model_dump(mode="json")
+        except ValidationError as exc:
+            raise InvalidRequest("Invalid params.", validation_fields(exc, "params.")) from exc
+        queue = queue or spec.queue
+        if queue not in QUEUES:
+            raise InvalidRequest(f"Unknown queue {queue!r}.", {"queue": f"one of {', '.join(QUEUES)}"})
+        if delay_seconds is not None and run_at is not None:
+            raise InvalidRequest("Give delay_seconds or run_at, not both.", {"run_at": "conflicts"})
+        now = utcnow()
+        due = run_at if run_at is not None else None
+        if delay_seconds:
+            due = now + timedelta(seconds=delay_seconds)
+        scheduled = due is not None and due > now
+
+        with self._sessions() as session:
+            # Taking the user row's write lock first serialises this user's submissions across
+            # processes (a row lock on PostgreSQL, the database write lock on SQLite), so the count
+            # below cannot be raced.
+            session.execute(update(User).where(User.id == user.id).values(submit_guard=User.submit_guard + 1))
+            if idempotency_key:
+                existing = session.scalars(
+                    select(Job).where(Job.user_id == user.id, Job.idempotency_key == idempotency_key)
+                ).first()
+                if existing is not None:
+                    session.rollback()
+                    return job_to_dict(existing), False
+            active = self._count_active(session, user.id)
+            if active >= self.user_job_limit:
+                session.rollback()
+                raise LimitReached(
+                    f"You already have {active} active jobs (the limit is {self.user_job_limit}). "
+                    "Wait for one to finish or cancel one, then try again.",
+                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                )
+            status = Status.SCHEDULED if scheduled else Status.QUEUED
+            job = Job(
+                user_id=user.id,
+                type=spec.name,
+                status=status.value,
+                queue=queue,
+                params=clean,
+                max_attempts=spec.retry.max_attempts,
+                idempotency_key=idempotency_key,
+                scheduled_at=due if scheduled else None,
+                message="Scheduled" if scheduled else "Queued",
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(job)
+            session.flush()
+            session.add(JobEvent(job_id=job.id, status=job.status, progress=0, message=job.message))
+            session.commit()
+            data = job_to_dict(job)
+        if not scheduled:
+            self.dispatcher.send(data["id"], data["type"], data["queue"])
+        self.publisher.job_update(data, user.id)
+        return data, True
+
+    # ----- canceling -----------------------------------------------------------------------------
+
+    def cancel(self, user: User, job_id: str) -> dict[str, Any]:
+        """Not started: canceled at once. Running: flagged; the worker stops it at its next step."""
+        with self._sessions() as session:
+            job = self._visible(session, user, job_id)
+            if Status(job.status) in NOT_STARTED:
+                now = utcnow()
+                updated = transition(
+                    session,
+                    job_id,
+                    Status.CANCELED,
+                    sources=NOT_STARTED,
+                    now=now,
+                    finished_at=now,
+                    message=f"Canceled by {user.email}",
+                )
+                if updated is not None:
+                    session.commit()
+                    data = job_to_dict(updated)
+                    self.publisher.job_update(data, updated.user_id)
+                    return data
+                session.rollback()
+                job = self._visible(session, user, job_id)  # it moved on meanwhile: look again
+            if job.status == Status.RUNNING.value:
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == Status.RUNNING.value)
+                    .values(cancel_requested=True, message="Cancel requested", updated_at=utcnow())
+                )
+                session.commit()
+                session.refresh(job)
+                data = job_to_dict(job)
+                self.publisher.job_update(data, job.user_id)
+                return data
+            raise Conflict(f"The job has already finished ({job.status}).")

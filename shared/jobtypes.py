@@ -1,0 +1,96 @@
+"""What a job type declares: params schema, queue, retry policy and body.
+
+A job type is one small module under ``workers/jobs`` that builds a ``JobType``; bodies receive a
+``JobContext`` and never see Celery.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from shared import defaults
+from shared.errors import PermanentError, TransientError
+
+QUEUES: tuple[str, ...] = ("critical", "high", "default", "low")
+
+
+class JobContext(Protocol):
+    """What a job body can do besides computing its result."""
+
+    job_id: str
+    user_id: int
+    attempt: int
+
+    def progress(self, percent: int, message: str = "") -> None:
+        """Record and publish progress; raises ``JobCanceled`` if the job was asked to stop."""
+
+    def session(self) -> Any:
+        """A context manager giving a SQLAlchemy session that commits on success."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts a job gets and how long it waits between them."""
+
+    max_attempts: int = defaults.RETRY_MAX_ATTEMPTS
+    backoff_base_s: float = defaults.RETRY_BACKOFF_BASE_S
+    backoff_max_s: float = defaults.RETRY_BACKOFF_MAX_S
+    jitter_ratio: float = defaults.RETRY_JITTER_RATIO
+    # Errors no attempt can fix: the job fails at once ("discard"). Anything else is retried while
+    # attempts remain, as Sidekiq does: an unexpected error is more often passing than permanent.
+    discard_on: tuple[type[BaseException], ...] = (PermanentError, ValidationError)
+
+    def decide(self, exc: BaseException, attempt: int) -> Literal["retry", "fail"]:
+        """``retry`` while attempts remain, unless the error is permanent."""
+        if isinstance(exc, TransientError):
+            return "retry" if attempt < self.max_attempts else "fail"
+        if isinstance(exc, self.discard_on):
+            return "fail"
+        return "retry" if attempt < self.max_attempts else "fail"
+
+    def delay_s(self, attempt: int, exc: BaseException | None = None) -> float:
+        """Exponential backoff with jitter before attempt ``attempt + 1``; honours a given retry-after."""
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            return max(0.0, float(retry_after))
+        base = min(self.backoff_max_s, self.backoff_base_s * (2 ** max(0, attempt - 1)))
+        return base * (1 + random.uniform(-self.jitter_ratio, self.jitter_ratio))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_attempts": self.max_attempts,
+            "backoff_base_s": self.backoff_base_s,
+            "backoff_max_s": self.backoff_max_s,
+            "jitter_ratio": self.jitter_ratio,
+            "discard_on": [e.__name__ for e in self.discard_on],
+        }
+
+
+@dataclass(frozen=True)
+class JobType:
+    """One kind of job: everything the web needs to accept it and a worker needs to run it."""
+
+    name: str
+    description: str
+    params: type[BaseModel]
+    perform: Callable[[JobContext, Any], Any]
+    queue: str = "default"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def validate_params(self, raw: dict[str, Any]) -> BaseModel:
+        return self.params.model_validate(raw)
+
+    def describe(self) -> dict[str, Any]:
+        """The public description served at /api/job-types."""
+        return {
+            "type": self.name,
+            "queue": self.queue,
+            "description": self.description,
+            "params_schema": self.params.model_json_schema(),
+            "retry": self.retry.describe(),
+        }

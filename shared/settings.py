@@ -1,0 +1,85 @@
+"""Typed settings, read from the environment only (12-factor). An empty variable counts as unset."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared import defaults
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", populate_by_name=True)
+
+    instance_dir: Path = Field(
+        default_factory=lambda: Path.cwd() / "instance",
+        validation_alias=AliasChoices("QUESTBOARD_INSTANCE_DIR", "instance_dir"),
+    )
+    redis_url: str = Field(defaults.REDIS_URL, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL", "database_url"))
+    secret_key: str | None = Field(None, validation_alias=AliasChoices("SECRET_KEY", "secret_key"))
+    user_job_limit: int = Field(
+        defaults.USER_JOB_LIMIT,
+        ge=1,
+        validation_alias=AliasChoices("QUESTBOARD_USER_JOB_LIMIT", "user_job_limit"),
+    )
+    job_concurrency: int = Field(2, ge=1, validation_alias=AliasChoices("JOB_CONCURRENCY", "job_concurrency"))
+    flower_basic_auth: str | None = Field(
+        None, validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "flower_basic_auth")
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:5000", validation_alias=AliasChoices("QUESTBOARD_BASE_URL", "base_url")
+    )
+    llm_provider: str = Field(
+        "offline", validation_alias=AliasChoices("QUESTBOARD_LLM_PROVIDER", "llm_provider")
+    )
+    llm_url: str | None = Field(None, validation_alias=AliasChoices("QUESTBOARD_LLM_URL", "llm_url"))
+    llm_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("QUESTBOARD_LLM_API_KEY", "llm_api_key")
+    )
+    llm_model: str | None = Field(None, validation_alias=AliasChoices("QUESTBOARD_LLM_MODEL", "llm_model"))
+    smtp_url: str | None = Field(None, validation_alias=AliasChoices("SMTP_URL", "smtp_url"))
+    webhook_secrets: str | None = Field(
+        None, validation_alias=AliasChoices("QUESTBOARD_WEBHOOK_SECRETS", "webhook_secrets")
+    )
+    debug: bool = Field(False, validation_alias=AliasChoices("QUESTBOARD_DEBUG", "debug"))
+    # Cookies are marked Secure when the site is served over https.
+    secure_cookies: bool | None = Field(
+        None, validation_alias=AliasChoices("QUESTBOARD_SECURE_COOKIES", "secure_cookies")
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """DATABASE_URL, or a SQLite file in the instance folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.instance_dir / 'questboard.sqlite3'}"
+
+    def ensure_instance_dir(self) -> Path:
+        self.instance_dir.mkdir(parents=True, exist_ok=True)
+        return self.instance_dir
+
+    def resolved_secret_key(self) -> str:
+        """SECRET_KEY, or one generated once and kept (mode 0600) in the instance folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.ensure_instance_dir() / "secret_key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # made earlier, or by a sibling process just now
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,61 @@
+"""Flask side of Questboard: pages, JSON API and the Socket.IO relay, built by ``create_app``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+from flask_wtf.csrf import CSRFProtect
+
+from shared.settings import Settings, get_settings
+from web.services import Services
+
+socketio = SocketIO()
+csrf = CSRFProtect()
+
+SESSION_LIFETIME = timedelta(days=14)
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """Build the web app. ``overrides`` go into ``app.config`` (tests use them)."""
+    settings = settings or get_settings()
+    settings.ensure_instance_dir()
+    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    secure = settings.secure_cookies
+    if secure is None:
+        secure = settings.base_url.startswith("https://")
+    app.config.update(
+        SECRET_KEY=settings.resolved_secret_key(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead of a clock
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+        QUESTBOARD_SETTINGS=settings,
+    )
+    app.config.update(overrides)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["questboard"] = Services.build(settings)
+
+    csrf.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=settings.redis_url,
+        async_mode="threading",
+        channel="flask-socketio",
+        # Default origin policy: a browser may connect only from the page's own origin.
+    )
+
+    from web import api, health, live, pages
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # bearer tokens only: no ambient credential to forge
+    app.register_blueprint(pages.bp)
+    socketio.on_namespace(live.JobsNamespace("/jobs"))
+    api.register_error_handlers(app)
+    return app

@@ -1,0 +1,89 @@
+"""Who is asking: a bearer token (API, Socket.IO) or the session cookie set by a magic link (pages)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, jsonify, redirect, request, session, url_for
+
+from shared.models import User
+from web.services import services
+
+F = TypeVar("F", bound=Callable[..., Any])
+SESSION_USER_KEY = "user_id"
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def user_from_token(token: str | None) -> User | None:
+    return services().accounts.user_for_token(token) if token else None
+
+
+def user_from_session() -> User | None:
+    user_id = session.get(SESSION_USER_KEY)
+    if not isinstance(user_id, int):
+        return None
+    return services().accounts.get_user(user_id)
+
+
+def log_in(user: User) -> None:
+    session.clear()  # no fixation: nothing from before the login survives it
+    session[SESSION_USER_KEY] = user.id
+    session.permanent = True
+
+
+def api_error(status: int, code: str, message: str, **extra: Any) -> Any:
+    body: dict[str, Any] = {"code": code, "message": message}
+    body.update(extra)
+    return jsonify({"error": body}), status
+
+
+def api_user_required(view: F) -> F:
+    """401 JSON without a valid bearer token."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = user_from_token(bearer_token())
+        if user is None:
+            return api_error(
+                401, "unauthorized", "A valid 'Authorization: Bearer <token>' header is required."
+            )
+        g.user = user
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def api_admin_required(view: F) -> F:
+    """401 without a token, 403 for a token that is not an admin's."""
+
+    @wraps(view)
+    @api_user_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not g.user.is_admin:
+            return api_error(403, "forbidden", "This needs an admin token.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def login_required(view: F) -> F:
+    """Pages: redirect to /login (and back afterwards) without a session."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = user_from_session()
+        if user is None:
+            return redirect(url_for("pages.login", next=request.path))
+        g.user = user
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]

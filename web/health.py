@@ -1,0 +1,58 @@
+"""Liveness and readiness (no auth): /healthz says the process lives, /readyz checks dependencies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from shared import defaults
+from shared.db import get_engine
+from web.services import services
+
+bp = Blueprint("health", __name__)
+
+CHECK_TIMEOUT_S = 2.0
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    return jsonify({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with get_engine(services().settings.resolved_database_url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # reported to the caller as the failing check
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return None
+
+
+def _check_redis_and_workers() -> tuple[str | None, str | None]:
+    client = redis.Redis.from_url(
+        services().settings.redis_url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S
+    )
+    try:
+        client.ping()
+        seen = next(iter(client.scan_iter(match=defaults.WORKER_KEY_PREFIX + "*", count=100)), None)
+    except redis.RedisError as exc:
+        return f"{type(exc).__name__}: {exc}", "unknown (Redis is down)"
+    finally:
+        client.close()
+    if seen is None:
+        return None, f"no worker seen in the last {int(defaults.WORKER_SEEN_WINDOW_S)} s"
+    return None, None
+
+
+@bp.get("/readyz")
+def readyz() -> Any:
+    redis_error, worker_error = _check_redis_and_workers()
+    problems = {"database": _check_database(), "redis": redis_error, "workers": worker_error}
+    checks = {name: (problem or "ok") for name, problem in problems.items()}
+    failed = [name for name, problem in problems.items() if problem]
+    if failed:
+        return jsonify({"status": "unavailable", "failed": failed, "checks": checks}), 503
+    return jsonify({"status": "ok", "checks": checks})

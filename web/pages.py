@@ -1,0 +1,160 @@
+"""Server-rendered pages (contract §6). Forms carry CSRF tokens; live parts use Socket.IO."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from shared.db import get_sessionmaker
+from shared.errors import LimitReached, NotFound, ServiceError
+from shared.models import Character
+from web.auth import log_in, login_required, user_from_session
+from web.services import services
+from workers.jobs.character_generate import ALIGNMENTS, CLASSES, RACES
+
+bp = Blueprint("pages", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect to another host."""
+    if not target:
+        return url_for("pages.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("pages.index")
+    return target
+
+
+@bp.app_context_processor
+def _inject_user() -> dict[str, Any]:
+    return {"current_user": getattr(g, "user", None)}
+
+
+@bp.get("/login")
+def login() -> Any:
+    if user_from_session() is not None:
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+def login_send() -> Any:
+    email = (request.form.get("email") or "").strip()
+    next_path = request.form.get("next") or ""
+    if next_path:
+        session["login_next"] = _safe_next(next_path)
+    svc = services()
+    user = svc.accounts.find_user(email)
+    if user is not None:
+        link = svc.accounts.create_magic_link(user, svc.settings.base_url)
+        svc.accounts.queue_login_mail(user, link)
+    # Same answer either way: the form does not reveal who has an account.
+    return render_template("login_sent.html", email=email)
+
+
+@bp.get("/login/<token>")
+def login_with_link(token: str) -> Any:
+    user = services().accounts.consume_magic_link(token)
+    if user is None:
+        return render_template("login_invalid.html"), 400
+    next_path = session.pop("login_next", None)
+    log_in(user)
+    return redirect(_safe_next(next_path))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@bp.get("/")
+@login_required
+def index() -> Any:
+    jobs, next_cursor = services().jobs.list(g.user, limit=50, cursor=request.args.get("cursor"))
+    return render_template("index.html", jobs=jobs, next_cursor=next_cursor)
+
+
+@bp.get("/characters/new")
+@login_required
+def character_new() -> Any:
+    return render_template(
+        "character_new.html", races=RACES, classes=CLASSES, alignments=ALIGNMENTS, form={}, errors={}
+    )
+
+
+@bp.post("/characters/new")
+@login_required
+def character_create() -> Any:
+    form = request.form.to_dict()
+    params: dict[str, Any] = {
+        "name": form.get("name", ""),
+        "race": form.get("race", ""),
+        "char_class": form.get("char_class", ""),
+        "level": form.get("level", ""),
+    }
+    if form.get("alignment"):
+        params["alignment"] = form["alignment"]
+    try:
+        job, _ = services().jobs.submit(g.user, "character.generate", params)
+    except LimitReached as exc:
+        return _form_error(form, {}, exc.message, 429)
+    except ServiceError as exc:
+        fields = {k.removeprefix("params."): v for k, v in (exc.fields or {}).items()}
+        return _form_error(form, fields, "Please fix the highlighted fields.", 422)
+    return redirect(url_for("pages.job_page", job_id=job["id"]))
+
+
+def _form_error(form: dict[str, Any], errors: dict[str, str], message: str, status: int) -> Any:
+    return (
+        render_template(
+            "character_new.html",
+            races=RACES,
+            classes=CLASSES,
+            alignments=ALIGNMENTS,
+            form=form,
+            errors=errors,
+            form_error=message,
+        ),
+        status,
+    )
+
+
+@bp.get("/jobs/<job_id>")
+@login_required
+def job_page(job_id: str) -> Any:
+    try:
+        job = services().jobs.get(g.user, job_id)
+    except NotFound:
+        abort(404)
+    return render_template("job.html", job=job)
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@login_required
+def job_cancel(job_id: str) -> Any:
+    try:
+        services().jobs.cancel(g.user, job_id)
+    except NotFound:
+        abort(404)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+    return redirect(
+        _safe_next(request.form.get("next"))
+        if request.form.get("next")
+        else url_for("pages.job_page", job_id=job_id)
+    )
+
+
+@bp.get("/characters/<character_id>")
+@login_required
+def character_page(character_id: str) -> Any:
+    with get_sessionmaker(services().settings.resolved_database_url)() as db:
+        character = db.scalars(select(Character).where(Character.id == character_id)).first()
+        if character is None or (character.user_id != g.user.id and not g.user.is_admin):
+            abort(404)
+        db.expunge(character)
+    return render_template("character.html", character=character)

@@ -1,0 +1,1 @@
+"""Celery side of Questboard: the app, the task wrapper around job bodies, and the job types."""

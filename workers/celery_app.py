@@ -1,0 +1,18 @@
+"""The Celery application. Importing it registers no tasks: the worker loads ``workers.tasks``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings, get_settings
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app configured from ``celeryconfig`` with the broker of ``settings``."""
+    app = Celery("questboard", include=["workers.tasks"])
+    app.config_from_object("celeryconfig")
+    app.conf.broker_url = settings.redis_url
+    return app
+
+
+celery_app = make_celery(get_settings())

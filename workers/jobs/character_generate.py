@@ -1,0 +1,136 @@
+"""``character.generate``: builds a D&D character and has the LLM provider write its background."""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+
+from shared.jobtypes import JobContext, JobType, RetryPolicy
+from shared.models import Character
+from workers.providers import CharacterSheet, get_provider
+
+RACES = ("Human", "Elf", "Dwarf", "Halfling", "Gnome", "Half-Elf", "Half-Orc", "Tiefling", "Dragonborn")
+CLASSES = (
+    "Barbarian",
+    "Bard",
+    "Cleric",
+    "Druid",
+    "Fighter",
+    "Monk",
+    "Paladin",
+    "Ranger",
+    "Rogue",
+    "Sorcerer",
+    "Warlock",
+    "Wizard",
+)
+ALIGNMENTS = (
+    "Lawful Good",
+    "Neutral Good",
+    "Chaotic Good",
+    "Lawful Neutral",
+    "True Neutral",
+    "Chaotic Neutral",
+    "Lawful Evil",
+    "Neutral Evil",
+    "Chaotic Evil",
+)
+ABILITIES = ("STR", "DEX", "CON", "INT", "WIS", "CHA")
+# Which abilities each class wants highest, best first.
+CLASS_PRIORITY = {
+    "Barbarian": ("STR", "CON", "DEX"),
+    "Bard": ("CHA", "DEX", "CON"),
+    "Cleric": ("WIS", "CON", "STR"),
+    "Druid": ("WIS", "CON", "DEX"),
+    "Fighter": ("STR", "CON", "DEX"),
+    "Monk": ("DEX", "WIS", "CON"),
+    "Paladin": ("STR", "CHA", "CON"),
+    "Ranger": ("DEX", "WIS", "CON"),
+    "Rogue": ("DEX", "INT", "CHA"),
+    "Sorcerer": ("CHA", "CON", "DEX"),
+    "Warlock": ("CHA", "CON", "DEX"),
+    "Wizard": ("INT", "CON", "DEX"),
+}
+
+Race = Literal[RACES]  # type: ignore[valid-type]
+CharClass = Literal[CLASSES]  # type: ignore[valid-type]
+Alignment = Literal[ALIGNMENTS]  # type: ignore[valid-type]
+
+
+class CharacterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    race: Race
+    char_class: CharClass
+    level: int = Field(ge=1, le=20)
+    alignment: Alignment | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("name must be printable text")
+        return value
+
+
+def roll_abilities(seed: str, char_class: str) -> dict[str, int]:
+    """4d6-drop-lowest six times, the best rolls placed where the class needs them."""
+    rng = random.Random(seed)
+    rolls = sorted((sum(sorted(rng.randint(1, 6) for _ in range(4))[1:]) for _ in range(6)), reverse=True)
+    order = list(CLASS_PRIORITY[char_class]) + [a for a in ABILITIES if a not in CLASS_PRIORITY[char_class]]
+    return {ability: rolls[i] for i, ability in enumerate(order)}
+
+
+def perform(ctx: JobContext, params: CharacterParams) -> dict[str, str]:
+    ctx.progress(0, f"Gathering the details of {params.name}")
+    abilities = roll_abilities(ctx.job_id, params.char_class)
+    summary = ", ".join(f"{k} {v}" for k, v in abilities.items())
+    ctx.progress(25, f"Rolled abilities: {summary}")
+    sheet = CharacterSheet(
+        name=params.name,
+        race=params.race,
+        char_class=params.char_class,
+        level=params.level,
+        alignment=params.alignment,
+        abilities=abilities,
+        seed=ctx.job_id,
+    )
+    background = get_provider().write_background(sheet)
+    words = len(background.split())
+    ctx.progress(75, f"Wrote a background story of {words} words")
+    with ctx.session() as session:
+        # A retried attempt may find the character its earlier attempt saved.
+        existing = session.scalars(select(Character).where(Character.job_id == ctx.job_id)).first()
+        if existing is not None:
+            session.delete(existing)
+            session.flush()
+        character = Character(
+            user_id=ctx.user_id,
+            job_id=ctx.job_id,
+            name=params.name,
+            race=params.race,
+            char_class=params.char_class,
+            level=params.level,
+            alignment=params.alignment,
+            abilities=abilities,
+            background=background,
+        )
+        session.add(character)
+        session.flush()
+        character_id = character.id
+    ctx.progress(100, f"{params.name} is ready")
+    return {"character_id": character_id, "url": f"/characters/{character_id}"}
+
+
+JOB = JobType(
+    name="character.generate",
+    description="Builds a D&D character with a generated background story.",
+    params=CharacterParams,
+    perform=perform,
+    queue="default",
+    retry=RetryPolicy(max_attempts=3, backoff_base_s=2.0, backoff_max_s=60.0),
+)

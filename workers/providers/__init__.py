@@ -1,0 +1,34 @@
+"""Where character backgrounds come from: a provider chosen by ``QUESTBOARD_LLM_PROVIDER``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.errors import PermanentError
+from shared.settings import get_settings
+
+
+@dataclass(frozen=True)
+class CharacterSheet:
+    name: str
+    race: str
+    char_class: str
+    level: int
+    alignment: str | None
+    abilities: dict[str, int] = field(default_factory=dict)
+    seed: str = ""
+
+
+class BackgroundProvider(Protocol):
+    def write_background(self, sheet: CharacterSheet) -> str:
+        """A multi-paragraph background story for the character."""
+
+
+def get_provider() -> BackgroundProvider:
+    name = get_settings().llm_provider
+    if name == "offline":
+        from workers.providers.offline import OfflineProvider
+
+        return OfflineProvider()
+    raise PermanentError(f"unknown QUESTBOARD_LLM_PROVIDER {name!r} (known: offline)")

@@ -1,0 +1,95 @@
+"""Runs one job body inside a Celery task: claim, perform, then succeed, retry, fail or cancel.
+
+Bodies never see Celery. Every outcome is written to the job row before the message is acknowledged
+(acks_late), so a worker that dies mid-job leaves the message to be redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from shared.db import session_scope
+from shared.errors import JobCanceled, PermanentError
+from shared.jobtypes import JobType
+from shared.lifecycle import Lifecycle
+from shared.publisher import SocketIOPublisher
+from shared.settings import Settings, get_settings
+from workers.celery_app import celery_app
+from workers.dispatch import CeleryDispatcher
+
+log = logging.getLogger("questboard.worker")
+
+
+@cache
+def lifecycle() -> Lifecycle:
+    """This process's lifecycle (built lazily, so after the pool forks)."""
+    settings = get_settings()
+    return Lifecycle(
+        settings.resolved_database_url,
+        SocketIOPublisher(settings.redis_url),
+        CeleryDispatcher(celery_app),
+    )
+
+
+class RunContext:
+    """The ``JobContext`` a body receives."""
+
+    def __init__(self, job_id: str, user_id: int, attempt: int, settings: Settings) -> None:
+        self.job_id = job_id
+        self.user_id = user_id
+        self.attempt = attempt
+        self.settings = settings
+        self.last_percent = 0
+        self.last_message = ""
+
+    def progress(self, percent: int, message: str = "") -> None:
+        self.last_percent, self.last_message = percent, message
+        if lifecycle().progress(self.job_id, percent, message):
+            raise JobCanceled("cancel requested")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.settings.resolved_database_url) as session:
+            yield session
+
+
+def run_job(spec: JobType, job_id: str, worker: str) -> None:
+    """Run the job once if this worker wins the claim; record the outcome either way."""
+    lc = lifecycle()
+    job = lc.claim(job_id, worker)
+    if job is None:
+        log.info("job not claimable, skipped", extra={"job_id": job_id, "job_type": spec.name})
+        return
+    attempt = job.attempts
+    ctx = RunContext(job.id, job.user_id, attempt, get_settings())
+    try:
+        try:
+            params = spec.validate_params(job.params)
+        except ValidationError as exc:
+            raise PermanentError(f"stored params no longer valid: {exc}") from exc
+        result: Any = spec.perform(ctx, params)
+    except JobCanceled:
+        lc.mark_canceled(job.id, attempt)
+        log.info("job canceled", extra={"job_id": job.id, "job_type": spec.name})
+    except Exception as exc:  # recorded on the job, with its traceback: never hidden
+        outcome = lc.fail_attempt(job.id, attempt, exc, spec.retry)
+        log.warning(
+            "job attempt failed",
+            extra={
+                "job_id": job.id,
+                "job_type": spec.name,
+                "attempt": attempt,
+                "status": outcome.status if outcome else None,
+                "error": type(exc).__name__,
+            },
+        )
+    else:
+        final_message = ctx.last_message if ctx.last_percent >= 100 and ctx.last_message else "Done"
+        lc.succeed(job.id, attempt, result, final_message)

@@ -1,0 +1,28 @@
+"""Binds every registered job type to a Celery task of the same name (loaded by the worker only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from celery import Task
+
+from shared.jobtypes import JobType
+from workers import maintenance  # noqa: F401  (connects the worker signals)
+from workers.celery_app import celery_app
+from workers.jobs import REGISTRY
+from workers.runtime import run_job
+
+
+def _bind(spec: JobType) -> Callable[..., None]:
+    def run(task: Task, job_id: str) -> None:
+        run_job(spec, job_id, task.request.hostname or "worker")
+
+    run.__name__ = spec.name.replace(".", "_")
+    run.__doc__ = spec.description
+    return run
+
+
+TASKS = {
+    name: celery_app.task(name=name, bind=True, ignore_result=True, acks_late=True)(_bind(spec))
+    for name, spec in REGISTRY.items()
+}
