@@ -95,8 +95,20 @@ def web_argv(host: str, port: int) -> list[str]:
 
     # One process, many threads: Socket.IO (threading mode) needs sticky sessions, which one process has.
     return python_module(
-        "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "100",
-        "--bind", f"{host}:{port}", "--graceful-timeout", "10", "--access-logfile", "-", "web.wsgi:app",
+        "gunicorn",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "1",
+        "--threads",
+        "100",
+        "--bind",
+        f"{host}:{port}",
+        "--graceful-timeout",
+        "10",
+        "--access-logfile",
+        "-",
+        "web.wsgi:app",
     )
 
 
@@ -104,8 +116,20 @@ def worker_argv(queues: str, concurrency: int, name: str) -> list[str]:
     from shared.processes import python_module
 
     return python_module(
-        "celery", "-A", CELERY_APP, "worker", "--queues", queues, "--concurrency", str(concurrency),
-        "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+        "celery",
+        "-A",
+        CELERY_APP,
+        "worker",
+        "--queues",
+        queues,
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
     )
 
 
@@ -113,8 +137,16 @@ def beat_argv(instance_dir: Path) -> list[str]:
     from shared.processes import python_module
 
     return python_module(
-        "celery", "-A", CELERY_APP, "beat", "--scheduler", "redbeat.RedBeatScheduler", "--loglevel", "INFO",
-        "--pidfile", "",
+        "celery",
+        "-A",
+        CELERY_APP,
+        "beat",
+        "--scheduler",
+        "redbeat.RedBeatScheduler",
+        "--loglevel",
+        "INFO",
+        "--pidfile",
+        "",
     )
 
 
@@ -122,7 +154,12 @@ def flower_argv(port: int, basic_auth: str) -> list[str]:
     from shared.processes import python_module
 
     return python_module(
-        "celery", "-A", CELERY_APP, "flower", f"--port={port}", "--address=127.0.0.1",
+        "celery",
+        "-A",
+        CELERY_APP,
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
         f"--basic-auth={basic_auth}",
     )
 
@@ -133,7 +170,9 @@ def _check_queues(queues: str) -> str:
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in names if q not in QUEUES]
     if not names or unknown:
-        raise click.BadParameter(f"unknown queue(s) {', '.join(unknown) or queues!r}; known: {', '.join(QUEUES)}")
+        raise click.BadParameter(
+            f"unknown queue(s) {', '.join(unknown) or queues!r}; known: {', '.join(QUEUES)}"
+        )
     return ",".join(names)
 
 

@@ -88,11 +88,27 @@ def private_redis(url: str, data_dir: Path) -> Child:
         raise RedisUnavailable(f"Nothing answers at REDIS_URL={_redact(url)}. {how}")
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RedisUnavailable(f"Nothing answers at REDIS_URL={_redact(url)} and redis-server is not on PATH. {how}")
+        raise RedisUnavailable(
+            f"Nothing answers at REDIS_URL={_redact(url)} and redis-server is not on PATH. {how}"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-            "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction",
-            "--logfile", str(data_dir / "redis.log")]
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--maxmemory-policy",
+        "noeviction",
+        "--logfile",
+        str(data_dir / "redis.log"),
+    ]
     if parts.password:
         argv += ["--requirepass", parts.password]
     child = Child("redis", argv)
