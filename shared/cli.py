@@ -232,7 +232,8 @@ def _flower_auth(settings: Settings) -> tuple[str, str]:
 @main.command()
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
-def up(port: int, no_flower: bool) -> None:
+@click.option("--flower-port", default=FLOWER_PORT, show_default=True, type=int)
+def up(port: int, no_flower: bool, flower_port: int) -> None:
     """Run the whole system on this machine: web, workers, beat and Flower."""
     from shared.db import upgrade
     from shared.processes import Child, RedisUnavailable, private_redis, redis_answers, stop_all
@@ -261,8 +262,8 @@ def up(port: int, no_flower: bool) -> None:
     flower_line = "Flower:   not started (--no-flower)"
     if not no_flower:
         auth, source = _flower_auth(settings)
-        children.append(Child("flower", flower_argv(FLOWER_PORT, auth), env))
-        flower_line = f"Flower:   http://127.0.0.1:{FLOWER_PORT}  (basic auth from {source})"
+        children.append(Child("flower", flower_argv(flower_port, auth), env))
+        flower_line = f"Flower:   http://127.0.0.1:{flower_port}  (basic auth from {source})"
 
     stopping = False
 

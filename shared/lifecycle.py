@@ -42,7 +42,7 @@ def transition(
         .where(Job.id == job_id, Job.status.in_(allowed))
         .values(status=target.value, updated_at=now, **values)
         .returning(Job)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     job = session.scalars(stmt).one_or_none()
     if job is not None:
@@ -95,7 +95,7 @@ class Lifecycle:
                 .where(Job.id == job_id, Job.status == Status.RUNNING.value)
                 .values(progress=percent, message=message[:MAX_MESSAGE_CHARS], updated_at=utcnow())
                 .returning(Job)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False, populate_existing=True)
             )
             job = session.scalars(stmt).one_or_none()
             if job is None:

@@ -38,7 +38,7 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         if self.alive() and self.proc is not None:
             try:
                 os.killpg(self.proc.pid, sig)  # its own group: started with start_new_session
@@ -49,7 +49,7 @@ class Child:
 def stop_all(children: list[Child], timeout_s: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM every child (warm shutdown), wait, then SIGKILL what is left."""
     for child in reversed(children):
-        child.signal(signal.SIGTERM)
+        child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     for child in reversed(children):
         if child.proc is None:
@@ -57,7 +57,7 @@ def stop_all(children: list[Child], timeout_s: float = STOP_TIMEOUT_S) -> None:
         try:
             child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.signal(signal.SIGKILL)
+            child.send_signal(signal.SIGKILL)
             child.proc.wait()
 
 

@@ -79,7 +79,7 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         if self.alive():
             try:
                 os.killpg(self.pid, sig)
@@ -89,11 +89,11 @@ class ManagedProcess:
     def stop(self, timeout_s: float = 20.0, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
-        self.signal(sig)
+        self.send_signal(sig)
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
+            self.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         # Children of the group that outlived their leader (pool processes) go too.
         try:
