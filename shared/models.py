@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -88,6 +89,8 @@ class Job(Base):
         Index("ix_jobs_user_created", "user_id", "created_at"),
         Index("ix_jobs_status_scheduled", "status", "scheduled_at"),
         Index("ix_jobs_user_idempotency", "user_id", "idempotency_key"),
+        Index("ix_jobs_type_unique", "type", "unique_key"),
+        Index("ix_jobs_worker_status", "worker", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -103,13 +106,48 @@ class Job(Base):
     result: Mapped[Any | None] = mapped_column(JSON, default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Declared by the job type: one active job per (type, unique_key).
+    unique_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Declared by the job type: at most concurrency_limit jobs with this key run at once.
+    concurrency_key: Mapped[str | None] = mapped_column(String(200), default=None, index=True)
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    worker_pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Set when sending to the broker failed; the maintenance loop sends it again.
+    needs_dispatch: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # A failed job an operator discarded: out of the dead-letter set, kept for history.
+    discarded_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobSlot(Base):
+    """A held concurrency slot: the unique (key, slot) pair makes acquiring one atomic."""
+
+    __tablename__ = "job_slots"
+    __table_args__ = (UniqueConstraint("key", "slot", name="uq_job_slots_key_slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    slot: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), unique=True)
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QueueState(Base):
+    """A queue's operator-set state; a paused queue is not consumed by any worker."""
+
+    __tablename__ = "queue_states"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_by: Mapped[str | None] = mapped_column(String(320), default=None)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobEvent(Base):

@@ -27,15 +27,35 @@ from shared.testing import (
 PG_ADMIN_URL = os.environ.get("QUESTBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _pg_available() -> str | None:
-    try:
-        import psycopg
+_pg_state: dict[str, str | None] = {}
 
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-        return None
-    except Exception as exc:  # any failure means: no PostgreSQL for this run
-        return f"{type(exc).__name__}: {exc}"
+
+def _pg_available() -> str | None:
+    """None when PostgreSQL answers; else why not (asked once per run)."""
+    if "problem" not in _pg_state:
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN_URL, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            _pg_state["problem"] = None
+        except Exception as exc:  # any failure means: no PostgreSQL for this run
+            _pg_state["problem"] = f"{type(exc).__name__}: {exc}"
+    return _pg_state["problem"]
+
+
+def _create_database(name: str) -> None:
+    import psycopg
+
+    def attempt() -> bool:
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            return True
+        except psycopg.errors.ObjectInUse:  # template1 busy with a concurrent CREATE DATABASE
+            return False
+
+    wait_for(attempt, 30, 0.2, what=f"CREATE DATABASE {name}")
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +93,7 @@ def postgres_url() -> Iterator[str]:
     import psycopg
 
     name = f"qb_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    _create_database(name)
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     url = f"{base}/{name}"
     upgrade(url)
