@@ -119,6 +119,10 @@ class Job(Base):
     needs_dispatch: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     # A failed job an operator discarded: out of the dead-letter set, kept for history.
     discarded_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A child job of a fan-out (batch import): children do not count against the user's limit.
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -148,6 +152,19 @@ class QueueState(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_by: Mapped[str | None] = mapped_column(String(320), default=None)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One operator action: who did what to which target, and when."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class JobEvent(Base):

@@ -42,7 +42,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("concurrency_limit", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("cancel_requested_at", sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column("worker_pid", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("needs_dispatch", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(
+            sa.Column("needs_dispatch", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
         batch_op.add_column(sa.Column("discarded_at", sa.DateTime(), nullable=True))
         batch_op.create_index(batch_op.f("ix_jobs_concurrency_key"), ["concurrency_key"], unique=False)
         batch_op.create_index(batch_op.f("ix_jobs_needs_dispatch"), ["needs_dispatch"], unique=False)
