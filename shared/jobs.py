@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import defaults
+from shared import defaults, hooks
 from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
@@ -21,6 +22,8 @@ from shared.models import Job, JobEvent, User, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, NOT_STARTED, Status
+
+log = logging.getLogger("questboard.jobs")
 
 # What a refused 11th job is told to wait before trying again.
 LIMIT_RETRY_AFTER_S = 5
@@ -141,15 +144,22 @@ class JobService:
         delay_seconds: float | None = None,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
+        parent_id: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Create the job (committed before any message is sent). Returns (job, created)."""
+        """Create the job (committed before any message is sent). Returns (job, created).
+
+        Children of a fan-out (``parent_id``) do not count against the user's active-job limit.
+        """
         spec = self.registry.get(job_type)
         if spec is None:
             raise InvalidRequest(f"Unknown job type {job_type!r}.", {"type": "unknown job type"})
         try:
-            clean = spec.validate_params(params or {}).model_dump(mode="json")
+            model = spec.validate_params(params or {})
         except ValidationError as exc:
             raise InvalidRequest("Invalid params.", validation_fields(exc, "params.")) from exc
+        clean = model.model_dump(mode="json")
+        unique_key = spec.unique_by(model) if spec.unique_by else None
+        concurrency_key = spec.concurrency.key(model, user.id) if spec.concurrency else None
         queue = queue or spec.queue
         if queue not in QUEUES:
             raise InvalidRequest(f"Unknown queue {queue!r}.", {"queue": f"one of {', '.join(QUEUES)}"})
@@ -173,7 +183,12 @@ class JobService:
                 if existing is not None:
                     session.rollback()
                     return job_to_dict(existing), False
-            active = self._count_active(session, user.id)
+            if unique_key is not None:
+                existing = self._active_unique(session, spec.name, unique_key)
+                if existing is not None:
+                    session.rollback()
+                    return job_to_dict(existing), False
+            active = 0 if parent_id else self._count_active(session, user.id)
             if active >= self.user_job_limit:
                 session.rollback()
                 raise LimitReached(
@@ -190,6 +205,10 @@ class JobService:
                 params=clean,
                 max_attempts=spec.retry.max_attempts,
                 idempotency_key=idempotency_key,
+                unique_key=unique_key,
+                concurrency_key=concurrency_key,
+                concurrency_limit=spec.concurrency.limit if spec.concurrency else None,
+                parent_id=parent_id,
                 scheduled_at=due if scheduled else None,
                 message="Scheduled" if scheduled else "Queued",
                 created_at=now,
@@ -200,10 +219,36 @@ class JobService:
             session.add(JobEvent(job_id=job.id, status=job.status, progress=0, message=job.message))
             session.commit()
             data = job_to_dict(job)
+        hooks.run_before_enqueue(data)
         if not scheduled:
-            self.dispatcher.send(data["id"], data["type"], data["queue"])
+            self.send(data["id"], data["type"], data["queue"])
         self.publisher.job_update(data, user.id)
         return data, True
+
+    def send(self, job_id: str, job_type: str, queue: str) -> bool:
+        """Send the job's message; if the broker is unreachable, flag the job for the maintenance loop.
+
+        The job is committed either way, so an accepted job is never lost to a broker outage.
+        """
+        try:
+            self.dispatcher.send(job_id, job_type, queue)
+            return True
+        except Exception as exc:  # any broker error: the job stays safe in the database
+            log.warning("dispatch failed, will retry", extra={"job_id": job_id, "error": repr(exc)})
+            with self._sessions() as session:
+                session.execute(update(Job).where(Job.id == job_id).values(needs_dispatch=True))
+                session.commit()
+            return False
+
+    @staticmethod
+    def _active_unique(session: Session, job_type: str, unique_key: str) -> Job | None:
+        return session.scalars(
+            select(Job).where(
+                Job.type == job_type,
+                Job.unique_key == unique_key,
+                Job.status.in_([s.value for s in ACTIVE]),
+            )
+        ).first()
 
     # ----- canceling -----------------------------------------------------------------------------
 

@@ -72,6 +72,17 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class ConcurrencyLimit:
+    """At most ``limit`` jobs with the same key run at once; the rest wait as ``blocked``.
+
+    ``key`` gets the validated params and the submitting user's id, e.g. ``lambda p, uid: f"user:{uid}"``.
+    """
+
+    key: Callable[[Any, int], str]
+    limit: int = 1
+
+
+@dataclass(frozen=True)
 class JobType:
     """One kind of job: everything the web needs to accept it and a worker needs to run it."""
 
@@ -81,6 +92,9 @@ class JobType:
     perform: Callable[[JobContext, Any], Any]
     queue: str = "default"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # One active job per value: a second submission while one is active returns the first job.
+    unique_by: Callable[[Any], str] | None = None
+    concurrency: ConcurrencyLimit | None = None
 
     def validate_params(self, raw: dict[str, Any]) -> BaseModel:
         return self.params.model_validate(raw)
@@ -93,4 +107,6 @@ class JobType:
             "description": self.description,
             "params_schema": self.params.model_json_schema(),
             "retry": self.retry.describe(),
+            "unique": self.unique_by is not None,
+            "concurrency_limit": self.concurrency.limit if self.concurrency else None,
         }
