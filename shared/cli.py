@@ -108,6 +108,7 @@ def web_argv(host: str, port: int) -> list[str]:
         "10",
         "--access-logfile",
         "-",
+        "--no-control-socket",
         "web.wsgi:app",
     )
 
