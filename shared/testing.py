@@ -255,6 +255,7 @@ def web_process(env: dict[str, str], log_dir: Path, port: int | None = None) -> 
         f"127.0.0.1:{port}",
         "--graceful-timeout",
         "2",
+        "--no-control-socket",
         "web.wsgi:app",
     ]
     base_url = f"http://127.0.0.1:{port}"
