@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from shared import hooks
 from shared.db import session_scope
 from shared.errors import JobCanceled, PermanentError
 from shared.jobtypes import JobType
@@ -74,7 +75,8 @@ def run_job(spec: JobType, job_id: str, worker: str) -> None:
             params = spec.validate_params(job.params)
         except ValidationError as exc:
             raise PermanentError(f"stored params no longer valid: {exc}") from exc
-        result: Any = spec.perform(ctx, params)
+        with hooks.performing(job.id, spec.name, attempt):
+            result: Any = spec.perform(ctx, params)
     except JobCanceled:
         lc.mark_canceled(job.id, attempt)
         log.info("job canceled", extra={"job_id": job.id, "job_type": spec.name})
