@@ -9,8 +9,10 @@ MAGIC_LINK_TTL_S = 15 * 60
 # Progress events are kept for this long, then removed by the cleanup.
 EVENT_RETENTION_S = 24 * 60 * 60
 
-# A worker writes a heartbeat this often; /readyz wants one seen within WORKER_SEEN_WINDOW_S.
-WORKER_HEARTBEAT_INTERVAL_S = 5.0
+# A worker writes a heartbeat this often, kept for WORKER_HEARTBEAT_TTL_S: a worker whose key expired is
+# dead, and its running jobs are recovered by the others. /readyz wants a worker seen within 30 s.
+WORKER_HEARTBEAT_INTERVAL_S = 2.0
+WORKER_HEARTBEAT_TTL_S = 8.0
 WORKER_SEEN_WINDOW_S = 30.0
 
 # The worker's maintenance loop (releases scheduled and retrying jobs when due).
@@ -28,4 +30,5 @@ LIST_LIMIT_MAX = 200
 
 # Redis key prefixes.
 WORKER_KEY_PREFIX = "questboard:worker:"
+WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"

@@ -17,7 +17,7 @@ from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from shared.jobtypes import QUEUES, JobType
-from shared.lifecycle import transition
+from shared.lifecycle import safe_send, transition
 from shared.models import Job, JobEvent, User, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
@@ -187,6 +187,9 @@ class JobService:
                 existing = self._active_unique(session, spec.name, unique_key)
                 if existing is not None:
                     session.rollback()
+                    if existing.user_id != user.id and not user.is_admin:
+                        # Someone else's job holds the key: say so without showing it.
+                        raise Conflict(f"A {spec.name} job for this record is already active.")
                     return job_to_dict(existing), False
             active = 0 if parent_id else self._count_active(session, user.id)
             if active >= self.user_job_limit:
@@ -221,24 +224,13 @@ class JobService:
             data = job_to_dict(job)
         hooks.run_before_enqueue(data)
         if not scheduled:
-            self.send(data["id"], data["type"], data["queue"])
+            self.send(data)
         self.publisher.job_update(data, user.id)
         return data, True
 
-    def send(self, job_id: str, job_type: str, queue: str) -> bool:
-        """Send the job's message; if the broker is unreachable, flag the job for the maintenance loop.
-
-        The job is committed either way, so an accepted job is never lost to a broker outage.
-        """
-        try:
-            self.dispatcher.send(job_id, job_type, queue)
-            return True
-        except Exception as exc:  # any broker error: the job stays safe in the database
-            log.warning("dispatch failed, will retry", extra={"job_id": job_id, "error": repr(exc)})
-            with self._sessions() as session:
-                session.execute(update(Job).where(Job.id == job_id).values(needs_dispatch=True))
-                session.commit()
-            return False
+    def send(self, job: dict[str, Any]) -> bool:
+        """Send the job's message; a broker outage flags it for the maintenance loop (never lost)."""
+        return safe_send(self._sessions, self.dispatcher, job)
 
     @staticmethod
     def _active_unique(session: Session, job_type: str, unique_key: str) -> Job | None:
@@ -278,7 +270,12 @@ class JobService:
                 session.execute(
                     update(Job)
                     .where(Job.id == job_id, Job.status == Status.RUNNING.value)
-                    .values(cancel_requested=True, message="Cancel requested", updated_at=utcnow())
+                    .values(
+                        cancel_requested=True,
+                        cancel_requested_at=utcnow(),
+                        message="Cancel requested",
+                        updated_at=utcnow(),
+                    )
                 )
                 session.commit()
                 session.refresh(job)

@@ -95,6 +95,8 @@ class JobType:
     # One active job per value: a second submission while one is active returns the first job.
     unique_by: Callable[[Any], str] | None = None
     concurrency: ConcurrencyLimit | None = None
+    # At most N starts per period across all workers, in the ``limits`` syntax: "60 per minute".
+    rate_limit: str | None = None
 
     def validate_params(self, raw: dict[str, Any]) -> BaseModel:
         return self.params.model_validate(raw)
@@ -109,4 +111,5 @@ class JobType:
             "retry": self.retry.describe(),
             "unique": self.unique_by is not None,
             "concurrency_limit": self.concurrency.limit if self.concurrency else None,
+            "rate_limit": self.rate_limit,
         }

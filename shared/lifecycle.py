@@ -6,14 +6,17 @@ at most once, because only one UPDATE can move the row from ``queued`` to ``runn
 
 from __future__ import annotations
 
+import logging
 import traceback as tb_module
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
+from shared import slots
 from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.jobtypes import RetryPolicy
@@ -23,6 +26,7 @@ from shared.serialize import job_to_dict
 from shared.states import Status, sources_of
 
 MAX_MESSAGE_CHARS = 2000
+log = logging.getLogger("questboard.lifecycle")
 
 
 def transition(
@@ -32,6 +36,7 @@ def transition(
     *,
     sources: Iterable[Status] | None = None,
     now: datetime | None = None,
+    where: Iterable[Any] = (),
     **values: Any,
 ) -> Job | None:
     """Move the job to ``target`` if it is in one of ``sources``; the updated job, or None if it was not."""
@@ -39,7 +44,7 @@ def transition(
     now = now or utcnow()
     stmt = (
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(allowed))
+        .where(Job.id == job_id, Job.status.in_(allowed), *where)
         .values(status=target.value, updated_at=now, **values)
         .returning(Job)
         .execution_options(synchronize_session=False, populate_existing=True)
@@ -48,6 +53,22 @@ def transition(
     if job is not None:
         session.add(JobEvent(job_id=job.id, status=job.status, progress=job.progress, message=job.message))
     return job
+
+
+def safe_send(sessions: sessionmaker[Session], dispatcher: Dispatcher, job: Job | dict[str, Any]) -> bool:
+    """Send the job's message; on a broker error flag it for the maintenance loop instead of losing it."""
+    job_id, job_type, queue = (
+        (job["id"], job["type"], job["queue"]) if isinstance(job, dict) else (job.id, job.type, job.queue)
+    )
+    try:
+        dispatcher.send(job_id, job_type, queue)
+        return True
+    except Exception as exc:  # any broker error: the job is safe in the database and is sent later
+        log.warning("dispatch failed; will send again", extra={"job_id": job_id, "error": repr(exc)})
+        with sessions() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(needs_dispatch=True))
+            session.commit()
+        return False
 
 
 class Lifecycle:
@@ -64,10 +85,31 @@ class Lifecycle:
             self.publisher.job_update(job_to_dict(job), job.user_id)
         return job
 
-    def claim(self, job_id: str, worker: str) -> Job | None:
-        """queued -> running, counting the attempt. None when somebody else has it or it was canceled."""
+    def send(self, job: Job) -> bool:
+        return safe_send(self._sessions, self.dispatcher, job)
+
+    # ----- starting ------------------------------------------------------------------------------
+
+    def claim(
+        self, job_id: str, worker: str, pid: int | None = None, started_at: datetime | None = None
+    ) -> Job | None:
+        """queued -> running, counting the attempt; None when it is not this worker's to run.
+
+        A job whose concurrency key has no free slot goes to ``blocked`` instead and starts when a slot
+        frees (see ``wake``).
+        """
+        for _ in range(3):  # a slot race on PostgreSQL is retried
+            try:
+                return self._claim_once(job_id, worker, pid, started_at)
+            except IntegrityError:
+                continue
+        return self._block(job_id)
+
+    def _claim_once(
+        self, job_id: str, worker: str, pid: int | None, started_at: datetime | None
+    ) -> Job | None:
         with self._sessions() as session:
-            now = utcnow()
+            now = started_at or utcnow()
             job = transition(
                 session,
                 job_id,
@@ -78,16 +120,57 @@ class Lifecycle:
                 started_at=now,
                 finished_at=None,
                 worker=worker,
+                worker_pid=pid,
                 message="Started",
             )
             if job is None:
                 session.rollback()
                 return None
+            if job.concurrency_key is not None and not slots.acquire(session, job):
+                session.rollback()
+                return self._block(job_id)
             session.add(JobAttempt(job_id=job_id, number=job.attempts, worker=worker, started_at=now))
             return self._commit_and_publish(session, job)
 
+    def _block(self, job_id: str) -> None:
+        with self._sessions() as session:
+            job = transition(
+                session, job_id, Status.BLOCKED, sources=[Status.QUEUED], message="Waiting for a free slot"
+            )
+            self._commit_and_publish(session, job)
+        return None
+
+    def is_queued(self, job_id: str) -> bool:
+        with self._sessions() as session:
+            return session.scalar(select(Job.status).where(Job.id == job_id)) == Status.QUEUED.value
+
+    def defer(self, job_id: str, delay_s: float, message: str) -> Job | None:
+        """Leave a queued job queued and send it again after ``delay_s`` (a rate limit said wait).
+
+        No attempt is used: the body did not start.
+        """
+        with self._sessions() as session:
+            now = utcnow()
+            job = session.scalars(
+                update(Job)
+                .where(Job.id == job_id, Job.status == Status.QUEUED.value)
+                .values(
+                    needs_dispatch=True,
+                    scheduled_at=now + timedelta(seconds=delay_s),
+                    message=message[:MAX_MESSAGE_CHARS],
+                    updated_at=now,
+                )
+                .returning(Job)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            ).one_or_none()
+            if job is not None:
+                session.add(
+                    JobEvent(job_id=job.id, status=job.status, progress=job.progress, message=job.message)
+                )
+            return self._commit_and_publish(session, job)
+
     def progress(self, job_id: str, percent: int, message: str) -> bool:
-        """Record progress of a running job; True when a cancel was asked for."""
+        """Record progress of a running job; True when the job should stop (cancel asked, or not running)."""
         percent = max(0, min(100, int(percent)))
         with self._sessions() as session:
             stmt = (
@@ -99,11 +182,29 @@ class Lifecycle:
             )
             job = session.scalars(stmt).one_or_none()
             if job is None:
-                # No longer running: somebody canceled it, or the row is gone. Either way, stop.
                 return True
             session.add(JobEvent(job_id=job.id, status=job.status, progress=percent, message=job.message))
             self._commit_and_publish(session, job)
             return job.cancel_requested
+
+    # ----- leaving running -----------------------------------------------------------------------
+
+    def _leave_running(
+        self, session: Session, job: Job | None, attempt: int, outcome: str, now: datetime, **error: Any
+    ) -> str | None:
+        """Close the attempt and free the job's slot; returns the key whose next job may start."""
+        if job is None:
+            return None
+        self._close_attempt(session, job.id, attempt, outcome, now, **error)
+        if job.concurrency_key is not None:
+            slots.release(session, job.id)
+            return job.concurrency_key
+        return None
+
+    def _after_leaving(self, job: Job | None, key: str | None) -> Job | None:
+        if key is not None:
+            self.wake(key)
+        return job
 
     def succeed(self, job_id: str, attempt: int, result: Any, message: str = "Done") -> Job | None:
         with self._sessions() as session:
@@ -120,8 +221,9 @@ class Lifecycle:
                 error=None,
                 finished_at=now,
             )
-            self._close_attempt(session, job_id, attempt, "succeeded", now)
-            return self._commit_and_publish(session, job)
+            key = self._leave_running(session, job, attempt, "succeeded", now)
+            self._commit_and_publish(session, job)
+        return self._after_leaving(job, key)
 
     def fail_attempt(self, job_id: str, attempt: int, exc: BaseException, policy: RetryPolicy) -> Job | None:
         """Record the error; ``retrying`` with the next attempt's due time, or ``failed`` (dead letter)."""
@@ -129,8 +231,11 @@ class Lifecycle:
         trace = "".join(tb_module.format_exception(exc))
         with self._sessions() as session:
             now = utcnow()
-            self._close_attempt(session, job_id, attempt, "failed", now, error, trace)
-            if policy.decide(exc, attempt) == "retry":
+            current = session.get(Job, job_id)
+            retry = policy.decide(exc, attempt) == "retry" and (
+                current is None or attempt < current.max_attempts
+            )
+            if retry:
                 due = now + timedelta(seconds=policy.delay_s(attempt, exc))
                 job = transition(
                     session,
@@ -140,7 +245,7 @@ class Lifecycle:
                     now=now,
                     error=error,
                     scheduled_at=due,
-                    message=f"Attempt {attempt} failed ({error['type']}); retrying at {due:%H:%M:%S} UTC",
+                    message=f"Attempt {attempt} failed ({error['type']}); next attempt at {due:%H:%M:%S} UTC",
                 )
             else:
                 job = transition(
@@ -153,7 +258,9 @@ class Lifecycle:
                     finished_at=now,
                     message=f"Failed: {error['type']}: {error['message']}"[:MAX_MESSAGE_CHARS],
                 )
-            return self._commit_and_publish(session, job)
+            key = self._leave_running(session, job, attempt, "failed", now, error=error, trace=trace)
+            self._commit_and_publish(session, job)
+        return self._after_leaving(job, key)
 
     def mark_canceled(self, job_id: str, attempt: int | None = None) -> Job | None:
         with self._sessions() as session:
@@ -162,14 +269,14 @@ class Lifecycle:
                 session,
                 job_id,
                 Status.CANCELED,
-                sources=[Status.RUNNING, *sources_of(Status.CANCELED)],
+                sources=[Status.RUNNING],
                 now=now,
                 finished_at=now,
                 message="Canceled",
             )
-            if attempt is not None:
-                self._close_attempt(session, job_id, attempt, "canceled", now)
-            return self._commit_and_publish(session, job)
+            key = self._leave_running(session, job, attempt or (job.attempts if job else 0), "canceled", now)
+            self._commit_and_publish(session, job)
+        return self._after_leaving(job, key)
 
     def requeue(self, job_id: str, attempt: int, reason: str) -> Job | None:
         """running -> queued (the worker is stopping); the attempt does not count against the job."""
@@ -184,11 +291,117 @@ class Lifecycle:
                 attempts=Job.attempts - 1,
                 message=reason,
             )
-            self._close_attempt(session, job_id, attempt, "requeued", now)
+            key = self._leave_running(session, job, attempt, "requeued", now)
             self._commit_and_publish(session, job)
         if job is not None:
-            self.dispatcher.send(job.id, job.type, job.queue)
-        return job
+            self.send(job)
+        return self._after_leaving(job, key)
+
+    def recover(self, job_id: str, worker: str, pid: int | None, reason: str) -> Job | None:
+        """A running job whose process died: run it again, or fail it once its attempts are spent.
+
+        The lost attempt counts, so a job that kills its worker every time ends ``failed`` instead of
+        looping. Conditional on the same worker and pid still holding it, so a re-claimed job is left alone.
+        """
+        with self._sessions() as session:
+            current = session.get(Job, job_id)
+            if current is None or current.status != Status.RUNNING.value:
+                return None
+            now = utcnow()
+            guard = [
+                Job.worker == worker,
+                Job.worker_pid == pid if pid is not None else Job.worker_pid.is_(None),
+            ]
+            error = {"type": "WorkerLost", "message": reason}
+            if current.attempts < current.max_attempts and not current.cancel_requested:
+                job = transition(
+                    session,
+                    job_id,
+                    Status.QUEUED,
+                    sources=[Status.RUNNING],
+                    now=now,
+                    where=guard,
+                    error=error,
+                    message=f"Requeued: {reason}",
+                )
+            elif current.cancel_requested:
+                job = transition(
+                    session,
+                    job_id,
+                    Status.CANCELED,
+                    sources=[Status.RUNNING],
+                    now=now,
+                    where=guard,
+                    finished_at=now,
+                    message="Canceled",
+                )
+            else:
+                job = transition(
+                    session,
+                    job_id,
+                    Status.FAILED,
+                    sources=[Status.RUNNING],
+                    now=now,
+                    where=guard,
+                    error=error,
+                    finished_at=now,
+                    message=f"Failed: {reason}",
+                )
+            key = self._leave_running(session, job, current.attempts, "lost", now, error=error, trace=None)
+            self._commit_and_publish(session, job)
+        if job is not None and job.status == Status.QUEUED.value:
+            self.send(job)
+        if job is not None:
+            log.warning("recovered job from a lost worker", extra={"job_id": job_id, "status": job.status})
+        return self._after_leaving(job, key)
+
+    # ----- waking waiting jobs -------------------------------------------------------------------
+
+    def wake(self, key: str) -> int:
+        """Move blocked jobs of ``key`` (oldest first) to queued while the key has room for them.
+
+        Room = limit - slots held - jobs already queued for the key (they will take a slot when claimed).
+        """
+        woken = 0
+        while True:
+            with self._sessions() as session:
+                candidate = session.scalars(
+                    select(Job)
+                    .where(Job.status == Status.BLOCKED.value, Job.concurrency_key == key)
+                    .order_by(Job.created_at)
+                    .limit(1)
+                ).first()
+                if candidate is None:
+                    return woken
+                queued = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Job)
+                        .where(Job.status == Status.QUEUED.value, Job.concurrency_key == key)
+                    )
+                    or 0
+                )
+                if slots.held_count(session, key) + queued >= (candidate.concurrency_limit or 1):
+                    return woken
+                job = transition(
+                    session,
+                    candidate.id,
+                    Status.QUEUED,
+                    sources=[Status.BLOCKED],
+                    message="Queued (slot free)",
+                )
+                self._commit_and_publish(session, job)
+            if job is not None:
+                self.send(job)
+                woken += 1
+
+    def wake_all(self) -> int:
+        """The sweep behind ``wake``: every key that has blocked jobs (covers a lost wake-up)."""
+        with self._sessions() as session:
+            keys = session.scalars(
+                select(Job.concurrency_key).where(Job.status == Status.BLOCKED.value).distinct()
+            ).all()
+        return sum(self.wake(key) for key in keys if key is not None)
 
     def release_due(self, now: datetime | None = None, batch: int = 200) -> int:
         """scheduled/retrying jobs whose time has come -> queued, and send them. Returns how many."""
@@ -213,7 +426,7 @@ class Lifecycle:
                 )
                 self._commit_and_publish(session, job)
             if job is not None:  # another releaser may have won the row
-                self.dispatcher.send(job.id, job.type, job.queue)
+                self.send(job)
                 released += 1
         return released
 
@@ -229,7 +442,7 @@ class Lifecycle:
     ) -> None:
         session.execute(
             update(JobAttempt)
-            .where(JobAttempt.job_id == job_id, JobAttempt.number == number)
+            .where(JobAttempt.job_id == job_id, JobAttempt.number == number, JobAttempt.finished_at.is_(None))
             .values(
                 finished_at=now,
                 outcome=outcome,

@@ -47,9 +47,20 @@ class Child:
 
 
 def stop_all(children: list[Child], timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM every child (warm shutdown), wait, then SIGKILL what is left."""
+    """Stop the services, then the private Redis they use (so finishing jobs can still ack)."""
+    _stop_group([c for c in children if c.name != "redis"], timeout_s)
+    _stop_group([c for c in children if c.name == "redis"], timeout_s)
+
+
+def _stop_group(children: list[Child], timeout_s: float) -> None:
+    """SIGTERM each child's leader (a warm shutdown: workers finish running jobs), wait, then SIGKILL
+    the groups of what is left. Pool processes are not signalled directly: their parent stops them."""
     for child in reversed(children):
-        child.send_signal(signal.SIGTERM)
+        if child.alive() and child.proc is not None:
+            try:
+                os.kill(child.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     deadline = time.monotonic() + timeout_s
     for child in reversed(children):
         if child.proc is None:

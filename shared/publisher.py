@@ -40,7 +40,10 @@ class SocketIOPublisher:
 
     def job_update(self, job: dict[str, Any], user_id: int) -> None:
         rooms = [job_room(job["id"]), user_room(user_id), ADMIN_ROOM]
-        self._manager.emit(UPDATE_EVENT, job, namespace=NAMESPACE, room=rooms)
+        try:
+            self._manager.emit(UPDATE_EVENT, job, namespace=NAMESPACE, room=rooms)
+        except Exception as exc:  # Redis down: the database has the state and subscribers replay it
+            log.warning("publish failed", extra={"job_id": job["id"], "error": repr(exc)})
 
 
 class NullPublisher:

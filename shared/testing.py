@@ -34,18 +34,17 @@ def wait_for(
 ) -> T:
     """Poll ``condition`` until it returns something truthy; raise TimeoutError at the deadline."""
     deadline = time.monotonic() + timeout_s
-    last_error: BaseException | None = None
+    last: object = None
     while True:
         try:
             value = condition()
             if value:
                 return value
+            last = value
         except Exception as exc:  # remembered and shown if the deadline passes
-            last_error = exc
+            last = exc
         if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"timed out after {timeout_s}s waiting for {what} (last error: {last_error!r})"
-            )
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what} (last outcome: {last!r})")
         time.sleep(interval_s)
 
 
@@ -86,10 +85,22 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
 
+    def terminate(self) -> None:
+        """SIGTERM to the leader only, as a supervisor stopping a service does (warm shutdown)."""
+        if self.alive():
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     def stop(self, timeout_s: float = 20.0, sig: int = signal.SIGTERM) -> None:
+        """``sig`` (default SIGTERM) to the leader, SIGKILL to the group after ``timeout_s``."""
         if self.proc is None:
             return
-        self.send_signal(sig)
+        if sig == signal.SIGTERM:
+            self.terminate()
+        else:
+            self.send_signal(sig)
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

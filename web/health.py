@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -37,12 +38,12 @@ def _check_redis_and_workers() -> tuple[str | None, str | None]:
     )
     try:
         client.ping()
-        seen = next(iter(client.scan_iter(match=defaults.WORKER_KEY_PREFIX + "*", count=100)), None)
+        last_seen = client.get(defaults.WORKER_LAST_SEEN_KEY)
     except redis.RedisError as exc:
         return f"{type(exc).__name__}: {exc}", "unknown (Redis is down)"
     finally:
         client.close()
-    if seen is None:
+    if last_seen is None or time.time() - float(last_seen) > defaults.WORKER_SEEN_WINDOW_S:
         return None, f"no worker seen in the last {int(defaults.WORKER_SEEN_WINDOW_S)} s"
     return None, None
 

@@ -56,7 +56,7 @@ class JobsNamespace(Namespace):
         if user is None:
             return
         if scope == "all":
-            if not user.is_admin:
+            if not (user.is_admin or getattr(user, "is_viewer", False)):
                 emit("error", {"scope": scope, "code": "forbidden"})
                 return
             join_room(ADMIN_ROOM)

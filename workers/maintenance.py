@@ -1,7 +1,9 @@
-"""Work every worker's main process does beside running jobs: heartbeat and releasing due jobs.
+"""Work every worker's main process does beside running jobs (the Solid Queue "supervisor" part).
 
-Started on ``worker_ready`` in the main process (not the pool children); every worker runs it, and the
-conditional UPDATE in ``Lifecycle.release_due`` makes sure each due job is released once.
+Each pass: heartbeat; release due scheduled/retrying jobs; resend jobs whose dispatch failed; re-send every
+queued job when Redis lost its data; recover jobs of dead pool processes and dead workers; stop jobs whose
+cancel did not end them cooperatively; wake blocked jobs; follow queue pauses. Every worker runs it; each
+step is a conditional UPDATE, so two workers doing the same pass cannot both win a job.
 """
 
 from __future__ import annotations
@@ -9,52 +11,285 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import redis
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    celeryd_after_setup,
+    task_received,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
+from sqlalchemy import or_, select, update
 
 from shared import defaults
-from shared.db import forget_engines
+from shared.db import forget_engines, get_sessionmaker
+from shared.models import Job, utcnow
+from shared.queues import QueueControl
 from shared.settings import get_settings
+from shared.states import Status
 
 log = logging.getLogger("questboard.maintenance")
-_stop = threading.Event()
+
+BROKER_EPOCH_KEY = "questboard:broker-epoch"
+# Job ids a worker has taken from Redis and not yet started: if it dies, they are sent again.
+RESERVED_PREFIX = "questboard:reserved:"
+# A cancel the body did not honour at a progress point within this long is enforced by killing its process.
+CANCEL_GRACE_S = 1.5
+# A running job of a worker without a heartbeat is recovered once it has not changed for this long.
+ORPHAN_GRACE_S = 3.0
+
+_state: dict[str, Any] = {"queues": [], "paused_at_start": set()}
 
 
 def heartbeat_key(hostname: str) -> str:
     return defaults.WORKER_KEY_PREFIX + hostname
 
 
-def _loop(hostname: str, queues: list[str], concurrency: int) -> None:
-    from workers.runtime import lifecycle
+def reserved_key(hostname: str) -> str:
+    return RESERVED_PREFIX + hostname
 
-    settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    next_beat = 0.0
-    while not _stop.is_set():
-        now = time.monotonic()
-        try:
-            if now >= next_beat:
-                info = {
-                    "name": hostname,
-                    "queues": queues,
-                    "concurrency": concurrency,
-                    "pid": os.getpid(),
-                    "last_heartbeat": time.time(),
-                }
-                client.set(heartbeat_key(hostname), json.dumps(info), ex=int(defaults.WORKER_SEEN_WINDOW_S))
-                next_beat = now + defaults.WORKER_HEARTBEAT_INTERVAL_S
-            lifecycle().release_due()
-        except Exception:  # keep the loop alive through Redis/DB blips; the error is logged
-            log.exception("maintenance pass failed")
-        _stop.wait(defaults.MAINTENANCE_INTERVAL_S)
+
+def pid_alive(pid: int) -> bool:
     try:
-        client.delete(heartbeat_key(hostname))
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child is dead for our purposes
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Maintenance:
+    """The passes, for one worker (``hostname``)."""
+
+    def __init__(self, app: Any, hostname: str, queues: list[str], concurrency: int) -> None:
+        from workers.runtime import lifecycle
+
+        self.app = app
+        self.hostname = hostname
+        self.queues = queues
+        self.concurrency = concurrency
+        self.lifecycle = lifecycle()
+        settings = get_settings()
+        self.sessions = get_sessionmaker(settings.resolved_database_url)
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
+        self.queue_control = QueueControl(settings.resolved_database_url)
+        self.consuming = set(queues) - set(_state["paused_at_start"])
+        self._next: dict[str, float] = {}
+
+    def due(self, name: str, every_s: float) -> bool:
+        now = time.monotonic()
+        if now < self._next.get(name, 0.0):
+            return False
+        self._next[name] = now + every_s
+        return True
+
+    def run_pass(self) -> None:
+        steps = [
+            ("heartbeat", defaults.WORKER_HEARTBEAT_INTERVAL_S, self.heartbeat),
+            ("release", defaults.MAINTENANCE_INTERVAL_S, self.lifecycle.release_due),
+            ("cancel", defaults.MAINTENANCE_INTERVAL_S, self.enforce_cancels),
+            ("local", 1.0, self.recover_local),
+            ("remote", 2.0, self.recover_remote),
+            ("reserved", 5.0, self.prune_reserved),
+            ("epoch", 2.0, self.check_broker_epoch),
+            ("pending", defaults.MAINTENANCE_INTERVAL_S, self.send_pending),
+            ("wake", 2.0, self.lifecycle.wake_all),
+            ("pause", 1.0, self.follow_pauses),
+        ]
+        for name, every_s, step in steps:
+            if self.due(name, every_s):
+                try:
+                    step()
+                except Exception:  # one failing step must not stop the others; it is logged
+                    log.exception("maintenance step failed", extra={"step": name})
+
+    def heartbeat(self) -> None:
+        info = {
+            "name": self.hostname,
+            "queues": sorted(self.consuming),
+            "configured_queues": self.queues,
+            "concurrency": self.concurrency,
+            "pid": os.getpid(),
+            "last_heartbeat": time.time(),
+        }
+        pipe = self.redis.pipeline()
+        pipe.set(heartbeat_key(self.hostname), json.dumps(info), ex=int(defaults.WORKER_HEARTBEAT_TTL_S))
+        pipe.set(defaults.WORKER_LAST_SEEN_KEY, str(info["last_heartbeat"]))
+        pipe.execute()
+
+    def _running(self, *conditions: Any) -> list[Job]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Job).where(Job.status == Status.RUNNING.value, *conditions)))
+
+    def enforce_cancels(self) -> None:
+        deadline = utcnow() - timedelta(seconds=CANCEL_GRACE_S)
+        for job in self._running(
+            Job.worker == self.hostname, Job.cancel_requested.is_(True), Job.cancel_requested_at <= deadline
+        ):
+            if self.lifecycle.mark_canceled(job.id, job.attempts) is not None and job.worker_pid:
+                # The body ignored the cancel: end its process; the pool starts a fresh one.
+                log.warning(
+                    "killing pool process of a canceled job", extra={"job_id": job.id, "pid": job.worker_pid}
+                )
+                try:
+                    os.kill(job.worker_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def recover_local(self) -> None:
+        for job in self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None)):
+            if not pid_alive(job.worker_pid):  # type: ignore[arg-type]
+                self.lifecycle.recover(job.id, job.worker or "", job.worker_pid, "worker process lost")
+
+    def _broker_settled(self) -> bool:
+        """False right after Redis lost its data: heartbeats are missing then, not workers."""
+        epoch = self.redis.get(BROKER_EPOCH_KEY)
+        try:
+            since = float((epoch or "").split(":")[-1])
+        except ValueError:
+            return False
+        return (
+            time.time() - since > defaults.WORKER_HEARTBEAT_TTL_S + 2 * defaults.WORKER_HEARTBEAT_INTERVAL_S
+        )
+
+    def recover_remote(self) -> None:
+        """Jobs of workers whose heartbeat expired: running ones recovered, reserved ones sent again."""
+        if not self._broker_settled():
+            return
+        for key in self.redis.scan_iter(match=RESERVED_PREFIX + "*", count=100):
+            worker = key.removeprefix(RESERVED_PREFIX)
+            if worker != self.hostname and not self.redis.exists(heartbeat_key(worker)):
+                self._resend_reserved(key)
+        stale = utcnow() - timedelta(seconds=ORPHAN_GRACE_S)
+        alive: dict[str, bool] = {}
+        for job in self._running(Job.updated_at <= stale):
+            worker = job.worker or ""
+            if worker not in alive:
+                alive[worker] = bool(worker) and bool(self.redis.exists(heartbeat_key(worker)))
+            if not alive[worker]:
+                self.lifecycle.recover(job.id, worker, job.worker_pid, f"worker {worker or '?'} lost")
+
+    def _resend_reserved(self, key: str) -> None:
+        ids = list(self.redis.smembers(key))
+        if ids:
+            with self.sessions() as session:
+                jobs = list(
+                    session.scalars(select(Job).where(Job.id.in_(ids), Job.status == Status.QUEUED.value))
+                )
+            for job in jobs:
+                self.lifecycle.send(job)
+            log.warning("re-sent jobs reserved by a lost worker", extra={"count": len(jobs), "key": key})
+        self.redis.delete(key)
+
+    def prune_reserved(self) -> None:
+        """Forget reserved ids of ours that have started or finished (keeps the set small)."""
+        key = reserved_key(self.hostname)
+        ids = list(self.redis.smembers(key))
+        if not ids:
+            return
+        with self.sessions() as session:
+            waiting = set(
+                session.scalars(select(Job.id).where(Job.id.in_(ids), Job.status == Status.QUEUED.value))
+            )
+        done = [i for i in ids if i not in waiting]
+        if done:
+            self.redis.srem(key, *done)
+
+    def check_broker_epoch(self) -> None:
+        """A missing epoch key means Redis lost its data (or is new): send every queued job again."""
+        if not self.redis.set(BROKER_EPOCH_KEY, f"{uuid.uuid4().hex}:{time.time()}", nx=True):
+            return
+        with self.sessions() as session:
+            jobs = list(session.scalars(select(Job).where(Job.status == Status.QUEUED.value)))
+        for job in jobs:
+            self.lifecycle.send(job)
+        if jobs:
+            log.warning("broker had no epoch: re-sent queued jobs", extra={"count": len(jobs)})
+
+    def send_pending(self) -> None:
+        with self.sessions() as session:
+            jobs = list(
+                session.scalars(
+                    select(Job)
+                    .where(
+                        Job.needs_dispatch.is_(True),
+                        Job.status == Status.QUEUED.value,
+                        or_(Job.scheduled_at.is_(None), Job.scheduled_at <= utcnow()),
+                    )
+                    .limit(500)
+                )
+            )
+        for job in jobs:
+            if self.lifecycle.send(job):  # cleared only once it is on the broker
+                with self.sessions() as session:
+                    session.execute(update(Job).where(Job.id == job.id).values(needs_dispatch=False))
+                    session.commit()
+
+    def follow_pauses(self) -> None:
+        paused = self.queue_control.paused()
+        for queue in self.queues:
+            if queue in paused and queue in self.consuming:
+                self.app.control.cancel_consumer(queue, destination=[self.hostname], reply=False)
+                self.consuming.discard(queue)
+                log.info("queue paused: stopped consuming", extra={"queue": queue})
+            elif queue not in paused and queue not in self.consuming:
+                self.app.control.add_consumer(queue, destination=[self.hostname], reply=False)
+                self.consuming.add(queue)
+                log.info("queue resumed: consuming again", extra={"queue": queue})
+
+
+def _loop(maintenance: Maintenance, stop: threading.Event) -> None:
+    while not stop.is_set():
+        maintenance.run_pass()
+        stop.wait(defaults.MAINTENANCE_INTERVAL_S)
+
+
+_stop = threading.Event()
+
+
+@celeryd_after_setup.connect
+def _apply_pauses_before_consuming(sender: str, instance: Any, **_: Any) -> None:
+    """Leave paused queues out before the consumer starts, so a restarted worker honours a pause."""
+    queues = instance.app.amqp.queues
+    configured = sorted(queues.consume_from) if queues.consume_from else sorted(queues)
+    _state["queues"] = configured
+    try:
+        paused = QueueControl(get_settings().resolved_database_url).paused()
+    except Exception:  # no database yet: start consuming; the loop applies pauses later
+        log.exception("could not read paused queues at start-up")
+        paused = set()
+    _state["paused_at_start"] = paused & set(configured)
+    for queue in _state["paused_at_start"]:
+        queues.deselect(queue)
+
+
+_received_client: dict[str, redis.Redis] = {}
+
+
+@task_received.connect
+def _remember_reserved(request: Any = None, **_: Any) -> None:
+    """In the worker's main process: note the job as taken by this worker until it starts."""
+    if request is None or not request.id:
+        return
+    client = _received_client.get("c")
+    if client is None:
+        client = _received_client["c"] = redis.Redis.from_url(get_settings().redis_url, socket_timeout=2)
+    try:
+        client.sadd(reserved_key(request.hostname), request.id)
     except redis.RedisError:
-        pass
+        log.warning("could not note a reserved job", extra={"job_id": request.id})
 
 
 @worker_process_init.connect
@@ -65,15 +300,15 @@ def _after_fork(**_: Any) -> None:
 @worker_ready.connect
 def _start(sender: Any = None, **_: Any) -> None:
     consumer = sender
-    hostname = consumer.hostname
-    queues = sorted(q.name for q in consumer.task_consumer.queues) if consumer.task_consumer else []
     concurrency = getattr(consumer.pool, "limit", None) or consumer.app.conf.worker_concurrency or 1
+    maintenance = Maintenance(consumer.app, consumer.hostname, _state["queues"], concurrency)
     _stop.clear()
     threading.Thread(
-        target=_loop, args=(hostname, queues, concurrency), name="questboard-maintenance", daemon=True
+        target=_loop, args=(maintenance, _stop), name="questboard-maintenance", daemon=True
     ).start()
 
 
 @worker_shutdown.connect
 def _stop_loop(**_: Any) -> None:
+    # The heartbeat key is left to expire: jobs still finishing in a warm shutdown stay owned meanwhile.
     _stop.set()

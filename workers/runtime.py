@@ -7,8 +7,10 @@ Bodies never see Celery. Every outcome is written to the job row before the mess
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -20,12 +22,37 @@ from shared.db import session_scope
 from shared.errors import JobCanceled, PermanentError
 from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
+from shared.models import utcnow
 from shared.publisher import SocketIOPublisher
+from shared.ratelimits import RateLimiter
 from shared.settings import Settings, get_settings
 from workers.celery_app import celery_app
 from workers.dispatch import CeleryDispatcher
 
 log = logging.getLogger("questboard.worker")
+
+# A deferred job is tried this long after its window frees a start, so it does not race the boundary.
+RATE_RETRY_MARGIN_S = 0.25
+
+
+@cache
+def rate_limiter() -> RateLimiter:
+    return RateLimiter(get_settings().redis_url)
+
+
+def _rate_allows(spec: JobType, job_id: str) -> bool:
+    """Take a start from the type's rate limit; when none is left, defer the job (no attempt used)."""
+    assert spec.rate_limit is not None
+    if not lifecycle().is_queued(job_id):
+        return True  # the claim will skip it; no start is taken for a job that cannot run
+    wait_s = rate_limiter().try_start(spec.name, spec.rate_limit)
+    if wait_s is None:
+        return True
+    wait_s += RATE_RETRY_MARGIN_S
+    due = utcnow() + timedelta(seconds=wait_s)
+    lifecycle().defer(job_id, wait_s, f"Rate-limited ({spec.rate_limit}); next try at {due:%H:%M:%S} UTC")
+    log.info("job rate-limited", extra={"job_id": job_id, "job_type": spec.name, "wait_s": round(wait_s, 3)})
+    return False
 
 
 @cache
@@ -64,7 +91,10 @@ class RunContext:
 def run_job(spec: JobType, job_id: str, worker: str) -> None:
     """Run the job once if this worker wins the claim; record the outcome either way."""
     lc = lifecycle()
-    job = lc.claim(job_id, worker)
+    started_at = utcnow()  # taken before the rate-limit check: see shared.ratelimits
+    if spec.rate_limit and not _rate_allows(spec, job_id):
+        return
+    job = lc.claim(job_id, worker, os.getpid(), started_at)
     if job is None:
         log.info("job not claimable, skipped", extra={"job_id": job_id, "job_type": spec.name})
         return

@@ -184,3 +184,17 @@ def test_listing_pages_newest_first_with_a_cursor(parts):
     page2, end = service.list(user, limit=3, cursor=cursor)
     assert [j["id"] for j in page1 + page2] == list(reversed(ids))
     assert end is None
+
+
+def test_unique_jobs_are_shared_by_their_owner_but_not_revealed_to_others(parts):
+    service, _, dispatcher, accounts = parts
+    alice = accounts.ensure_user("alice@example.com")
+    bob = accounts.ensure_user("bob@example.com")
+    first, created = service.submit(alice, "content.index", {"character_id": "c1"})
+    again, created_again = service.submit(alice, "content.index", {"character_id": "c1"})
+    assert created and not created_again and again["id"] == first["id"]
+    with pytest.raises(Conflict) as err:
+        service.submit(bob, "content.index", {"character_id": "c1"})
+    assert first["id"] not in err.value.message
+    assert service.submit(bob, "content.index", {"character_id": "c2"})[1]
+    assert len(dispatcher.sent) == 2

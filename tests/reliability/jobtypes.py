@@ -1,0 +1,78 @@
+"""Job types that exist only for the reliability tests (loaded through QUESTBOARD_JOB_MODULES).
+
+Every body start is recorded in a Redis list ``qb:test:starts`` so tests can count real runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import redis
+from pydantic import BaseModel, Field
+
+from shared.jobtypes import ConcurrencyLimit, JobContext, JobType, RetryPolicy
+from shared.settings import get_settings
+
+STARTS_KEY = "qb:test:starts"
+
+
+def record_start(ctx: JobContext) -> None:
+    client = redis.Redis.from_url(get_settings().redis_url)
+    client.rpush(STARTS_KEY, f"{ctx.job_id}:{ctx.attempt}:{os.getpid()}:{time.time()}")
+    client.close()
+
+
+class SleepParams(BaseModel):
+    seconds: float = Field(0.0, ge=0, le=120)
+    key: str = "k"
+    record: str = ""
+
+
+def sleep_without_progress(ctx: JobContext, params: SleepParams) -> dict[str, float]:
+    """Works for ``seconds`` without ever reaching a progress point (ignores cooperative cancel)."""
+    record_start(ctx)
+    time.sleep(params.seconds)
+    return {"slept": params.seconds}
+
+
+def crash(ctx: JobContext, params: SleepParams) -> None:
+    """Kills its own process every time, as a segfaulting extension would."""
+    record_start(ctx)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=0.2, backoff_max_s=1.0)
+
+JOBS = [
+    JobType("test.sleep", "Sleeps without progress.", SleepParams, sleep_without_progress, retry=FAST_RETRY),
+    JobType("test.crash", "Kills its worker process.", SleepParams, crash, retry=FAST_RETRY),
+    JobType(
+        "test.exclusive",
+        "Sleeps; at most one per key runs at once.",
+        SleepParams,
+        sleep_without_progress,
+        retry=FAST_RETRY,
+        concurrency=ConcurrencyLimit(key=lambda p, _uid: f"exclusive:{p.key}", limit=1),
+    ),
+    JobType(
+        "test.unique",
+        "Sleeps; one active job per key.",
+        SleepParams,
+        sleep_without_progress,
+        retry=FAST_RETRY,
+        unique_by=lambda p: p.key,
+    ),
+]
+
+JOBS.append(
+    JobType(
+        "test.limited",
+        "Sleeps; at most 10 starts per 5 seconds across all workers.",
+        SleepParams,
+        sleep_without_progress,
+        retry=FAST_RETRY,
+        rate_limit="10 per 5 seconds",
+    )
+)

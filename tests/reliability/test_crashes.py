@@ -1,0 +1,100 @@
+"""Killed workers, killed pool processes, self-killing jobs, SIGTERM: nothing is lost or run twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+from shared.testing import wait_for
+from workers.maintenance import pid_alive
+
+
+def _succeeded_attempts(stack, job_id: str) -> int:
+    return sum(1 for a in stack.attempts(job_id) if a.outcome == "succeeded")
+
+
+def test_sigkill_of_a_worker_with_100_jobs_in_flight_loses_none_and_runs_each_once(stack):
+    doomed = stack.start_worker(concurrency=2, name="doomed")
+    ids = [stack.submit("diagnostics.probe", {"steps": 2, "step_ms": 25}) for _ in range(100)]
+    wait_for(lambda: sum(j.status == "succeeded" for j in stack.jobs(ids)) >= 10, 60, what="some progress")
+    doomed.kill()  # SIGKILL to the whole process group: main process and pool children
+    stack.start_worker(concurrency=2, name="rescuer")
+    wait_for(lambda: all(j.status == "succeeded" for j in stack.jobs(ids)), 120, what="all 100 succeeded")
+    assert all(_succeeded_attempts(stack, job_id) == 1 for job_id in ids)
+    assert Counter(j.status for j in stack.jobs(ids)) == {"succeeded": 100}
+
+
+def test_killed_worker_job_runs_again_on_another_worker(stack):
+    first = stack.start_worker(concurrency=1, name="first")
+    job_id = stack.submit("test.sleep", {"seconds": 30})
+    stack.wait_status(job_id, "running")
+    stack.start_worker(concurrency=1, name="second")
+    first.kill()
+    # Recovered once the dead worker's heartbeat expires (seconds, not Celery's visibility timeout).
+    wait_for(lambda: len(stack.starts()) == 2, 30, what="the job to start again")
+    job = stack.job(job_id)
+    assert job.status == "running" and job.attempts == 2 and job.worker.startswith("second@")
+    lost = [a for a in stack.attempts(job_id) if a.number == 1][0]
+    assert lost.outcome == "lost" and lost.error_type == "WorkerLost"
+
+
+def test_killed_pool_process_job_is_requeued_and_succeeds(stack):
+    stack.start_worker(concurrency=1, name="pool")
+    job_id = stack.submit("test.sleep", {"seconds": 3})
+    running = stack.wait_status(job_id, "running")
+    os.kill(running.worker_pid, signal.SIGKILL)
+    done = stack.wait_status(job_id, "succeeded", 30)
+    assert done.attempts == 2
+    assert [a.outcome for a in sorted(stack.attempts(job_id), key=lambda a: a.number)] == [
+        "lost",
+        "succeeded",
+    ]
+
+
+def test_a_job_that_kills_its_worker_every_time_ends_failed(stack):
+    stack.start_worker(concurrency=1, name="victim")
+    job_id = stack.submit("test.crash")
+    failed = stack.wait_status(job_id, "failed", 60)
+    assert failed.attempts == failed.max_attempts == 3
+    assert failed.error == {"type": "WorkerLost", "message": "worker process lost"}
+    assert len(stack.starts()) == 3  # it did not loop
+
+
+def test_sigterm_lets_the_running_job_finish(stack):
+    worker = stack.start_worker(concurrency=1, name="graceful")
+    job_id = stack.submit("test.sleep", {"seconds": 2})
+    stack.wait_status(job_id, "running")
+    worker.terminate()  # SIGTERM to the main process, as a supervisor does: warm shutdown
+    assert worker.proc.wait(timeout=30) == 0
+    job = stack.job(job_id)
+    assert job.status == "succeeded" and job.attempts == 1
+
+
+def test_cancel_of_a_running_job_stops_it_within_5_seconds(stack):
+    stack.start_worker(concurrency=1, name="canceler")
+    # Cooperative: a probe reaches a progress point every 100 ms.
+    probe = stack.submit("diagnostics.probe", {"steps": 600, "step_ms": 100})
+    stack.wait_status(probe, "running")
+    stack.service.cancel(stack.user, probe)
+    assert stack.wait_status(probe, "canceled", 5).finished_at is not None
+    # Not cooperative: one step of 60 s never reaches a progress point; its process is ended.
+    stuck = stack.submit("diagnostics.probe", {"steps": 1, "step_ms": 60_000})
+    running = stack.wait_status(stuck, "running", 20)
+    stack.service.cancel(stack.user, stuck)
+    stack.wait_status(stuck, "canceled", 5)
+    wait_for(lambda: not pid_alive(running.worker_pid), 5, what="the pool process to end")
+    # The worker goes on taking jobs with a fresh pool process.
+    after = stack.submit("diagnostics.probe")
+    stack.wait_status(after, "succeeded", 30)
+
+
+def test_sigterm_to_the_whole_process_group_requeues_the_job_and_another_worker_runs_it(stack):
+    worker = stack.start_worker(concurrency=1, name="grouped")
+    job_id = stack.submit("test.sleep", {"seconds": 3})
+    stack.wait_status(job_id, "running")
+    stack.start_worker(concurrency=1, name="heir")
+    worker.send_signal(signal.SIGTERM)  # like systemd's default KillMode: every process of the group
+    worker.proc.wait(timeout=30)
+    done = stack.wait_status(job_id, "succeeded", 40)
+    assert done.worker.startswith("heir@")
