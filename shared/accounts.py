@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -29,6 +30,10 @@ def normalize_email(email: str) -> str:
 
 
 class Accounts:
+    # Called with the outbox id of every mail queued here; the web app sets it to submit a mail.deliver
+    # job (shared cannot reach Celery). Unset (the CLI), mail just waits in the outbox.
+    on_mail_queued: Callable[[int], None] | None = None
+
     def __init__(self, database_url: str) -> None:
         self._sessions = get_sessionmaker(database_url)
 
@@ -131,6 +136,14 @@ class Accounts:
             f"{defaults.MAGIC_LINK_TTL_S // 60} minutes:\n\n{link}\n\n"
             "If you did not ask for it, ignore this mail.\n"
         )
+        from shared.system import SYSTEM_EMAIL
+
+        if user.email == SYSTEM_EMAIL:
+            return  # the system user does not sign in
         with self._sessions() as session:
-            session.add(OutboxMail(to_addr=user.email, subject="Your Questboard sign-in link", body=body))
+            mail = OutboxMail(to_addr=user.email, subject="Your Questboard sign-in link", body=body)
+            session.add(mail)
             session.commit()
+            mail_id = mail.id
+        if self.on_mail_queued is not None:
+            self.on_mail_queued(mail_id)

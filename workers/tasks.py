@@ -7,7 +7,11 @@ from collections.abc import Callable
 from celery import Task
 
 from shared.jobtypes import JobType
-from workers import maintenance  # noqa: F401  (connects the worker signals)
+from workers import (
+    job_logging,  # noqa: F401  (logs duration and peak memory of every job)
+    maintenance,  # noqa: F401  (connects the worker signals)
+    recurring_jobs,  # noqa: F401  (the task beat sends: questboard.recurring)
+)
 from workers.celery_app import celery_app
 from workers.jobs import REGISTRY
 from workers.runtime import run_job

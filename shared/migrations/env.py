@@ -18,8 +18,19 @@ def _url() -> str:
     return get_settings().resolved_database_url
 
 
+# Full-text search lives outside the models (SQLite FTS5 tables, PostgreSQL's generated tsvector column
+# and its index): made by hand in 0004, so autogenerate must not propose dropping them.
+HAND_MADE = ("character_search_fts", "document", "ix_character_search_document")
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    return not (reflected and compare_to is None and name is not None and name.startswith(HAND_MADE))
+
+
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=_url(), target_metadata=target_metadata, literal_binds=True, include_object=include_object
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -32,6 +43,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=target_metadata,
             render_as_batch=url.startswith("sqlite"),
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -10,7 +10,9 @@ from sqlalchemy import select
 
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import Character
+from workers import followups
 from workers.providers import CharacterSheet, get_provider
+from workers.providers.streaming import write_with_progress
 
 RACES = ("Human", "Elf", "Dwarf", "Halfling", "Gnome", "Half-Elf", "Half-Orc", "Tiefling", "Dragonborn")
 CLASSES = (
@@ -99,7 +101,7 @@ def perform(ctx: JobContext, params: CharacterParams) -> dict[str, str]:
         abilities=abilities,
         seed=ctx.job_id,
     )
-    background = get_provider().write_background(sheet)
+    background = write_with_progress(ctx, get_provider(), sheet)  # streamed into progress where it can
     words = len(background.split())
     ctx.progress(75, f"Wrote a background story of {words} words")
     with ctx.session() as session:
@@ -122,6 +124,7 @@ def perform(ctx: JobContext, params: CharacterParams) -> dict[str, str]:
         session.add(character)
         session.flush()
         character_id = character.id
+    followups.after_character_saved(ctx, character_id, params.name)  # the chain: index, then notify
     ctx.progress(100, f"{params.name} is ready")
     return {"character_id": character_id, "url": f"/characters/{character_id}"}
 

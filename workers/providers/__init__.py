@@ -31,4 +31,15 @@ def get_provider() -> BackgroundProvider:
         from workers.providers.offline import OfflineProvider
 
         return OfflineProvider()
-    raise PermanentError(f"unknown QUESTBOARD_LLM_PROVIDER {name!r} (known: offline)")
+    if name == "openai":
+        from workers.providers.openai import OpenAIProvider
+
+        settings = get_settings()
+        if not settings.llm_url:
+            raise PermanentError(
+                "QUESTBOARD_LLM_PROVIDER=openai needs QUESTBOARD_LLM_URL (e.g. http://host:port/v1)"
+            )
+        return OpenAIProvider(
+            settings.llm_url, settings.llm_api_key, settings.llm_model, settings.llm_timeout_s
+        )
+    raise PermanentError(f"unknown QUESTBOARD_LLM_PROVIDER {name!r} (known: offline, openai)")

@@ -1,0 +1,114 @@
+"""What each recurring cleanup deletes or ends, on SQLite and PostgreSQL (``shared.cleanup``)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.cleanup import apply_retention, purge_events, purge_magic_links, reap_stale_jobs
+from shared.db import get_sessionmaker
+from shared.models import Job, JobEvent, JobSlot, MagicLink, WebhookDelivery, utcnow
+
+
+@pytest.fixture
+def db_url(database_url: str) -> str:
+    return database_url
+
+
+def add_job(db, user_id: int, status: str, **values) -> str:
+    now = utcnow()
+    job = Job(user_id=user_id, type="diagnostics.probe", status=status, queue="default", params={}, **values)
+    job.updated_at = values.get("updated_at", now)
+    db.add(job)
+    db.flush()
+    return job.id
+
+
+def test_magic_links_and_events(settings, alice):
+    now = utcnow()
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        db.add_all(
+            [
+                MagicLink(user_id=alice.user.id, token_hash="old", expires_at=now - timedelta(seconds=1)),
+                MagicLink(user_id=alice.user.id, token_hash="new", expires_at=now + timedelta(minutes=5)),
+            ]
+        )
+        job_id = add_job(db, alice.user.id, "succeeded")
+        db.add_all(
+            [
+                JobEvent(job_id=job_id, status="queued", progress=0, created_at=now - timedelta(hours=25)),
+                JobEvent(
+                    job_id=job_id, status="succeeded", progress=100, created_at=now - timedelta(hours=1)
+                ),
+            ]
+        )
+        db.commit()
+        assert purge_magic_links(db, now) == 1
+        assert db.scalars(select(MagicLink.token_hash)).all() == ["new"]
+        assert purge_events(db, now, 24 * 3600) == 1
+        assert db.scalars(select(JobEvent.status)).all() == ["succeeded"]
+
+
+def test_stale_running_jobs_fail_and_jobs_that_never_started_are_canceled(settings, alice):
+    now = utcnow()
+    published: list[dict] = []
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        stuck = add_job(db, alice.user.id, "running", updated_at=now - timedelta(hours=7))
+        busy = add_job(db, alice.user.id, "running", updated_at=now - timedelta(minutes=5))
+        forgotten = add_job(db, alice.user.id, "queued", updated_at=now - timedelta(days=31))
+        waiting = add_job(db, alice.user.id, "queued", updated_at=now - timedelta(days=1))
+        overdue = add_job(db, alice.user.id, "scheduled", scheduled_at=now - timedelta(days=31))
+        future = add_job(
+            db,
+            alice.user.id,
+            "scheduled",
+            scheduled_at=now + timedelta(days=90),
+            updated_at=now - timedelta(days=60),
+        )
+        db.add(JobSlot(key="k", slot=0, job_id=stuck))
+        db.commit()
+
+        counts = reap_stale_jobs(db, now, 6 * 3600, 30, lambda job, uid: published.append(job))
+        assert counts == {"failed": 1, "canceled": 2}
+        status = dict(db.execute(select(Job.id, Job.status)).all())
+        assert status == {
+            stuck: "failed",
+            busy: "running",
+            forgotten: "canceled",
+            waiting: "queued",
+            overdue: "canceled",
+            future: "scheduled",
+        }
+        assert db.get(Job, stuck).error["type"] == "StaleJob"
+        assert db.scalar(select(func.count()).select_from(JobSlot)) == 0  # its slot is free again
+        assert {j["id"] for j in published} == {stuck, forgotten, overdue}  # live pages hear about it
+
+
+def test_retention_deletes_old_finished_jobs_with_their_files(settings, alice):
+    now = utcnow()
+    old = now - timedelta(days=31)
+    exports = settings.instance_dir / "exports"
+    exports.mkdir(parents=True)
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        gone = add_job(db, alice.user.id, "succeeded", finished_at=old, created_at=old)
+        kept = add_job(db, alice.user.id, "failed", finished_at=now - timedelta(days=2))
+        active = add_job(db, alice.user.id, "running", created_at=old)
+        db.add(JobEvent(job_id=gone, status="succeeded", progress=100))
+        db.add(WebhookDelivery(source="shop", delivery_id="d1", body="{}", received_at=old))
+        db.commit()
+        for name in (f"{gone}.csv", f"{kept}.json", "orphan.csv"):
+            (exports / name).write_text("x")
+
+        os.utime(exports / f"{gone}.csv", (old.timestamp(), old.timestamp()))
+        stale_orphan = (now - timedelta(hours=2)).timestamp()
+
+        os.utime(exports / "orphan.csv", (stale_orphan, stale_orphan))
+
+        counts = apply_retention(db, now, 30, settings.instance_dir)
+        assert counts == {"jobs": 1, "webhook_deliveries": 1, "export_files": 2}
+        assert set(db.scalars(select(Job.id))) == {kept, active}
+        assert db.scalar(select(func.count()).select_from(JobEvent)) == 0  # went with their job
+    assert sorted(p.name for p in exports.iterdir()) == [f"{kept}.json"]

@@ -1,0 +1,51 @@
+"""Mail in the web app: every queued mail gets a ``mail.deliver`` job, and ``/dev/mail`` previews the outbox.
+
+``/dev/mail`` exists in debug (``QUESTBOARD_DEBUG=1``) or while ``SMTP_URL`` is unset, i.e. whenever mail
+may never leave the machine; it needs a session. People see the mail sent to them; admins see all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, abort, g, render_template
+
+from shared.db import get_sessionmaker
+from shared.mail import visible_outbox
+from web.auth import login_required
+from web.services import services
+from web.system import system_jobs
+
+bp = Blueprint("mail", __name__)
+log = logging.getLogger("questboard.web.mail")
+MAIL_JOB = "mail.deliver"
+
+
+def init_app(app: Flask) -> None:
+    """Register the preview and make the accounts service hand every queued mail to a job."""
+    app.register_blueprint(bp)
+
+    def deliver_later(outbox_id: int) -> None:
+        try:
+            system_jobs(app).submit(MAIL_JOB, {"outbox_id": outbox_id})
+        except Exception:  # the mail is safe in the outbox; a failed submit must not fail the login form
+            log.exception("could not submit mail.deliver", extra={"outbox_id": outbox_id})
+
+    app.extensions["questboard"].accounts.on_mail_queued = deliver_later
+
+
+def preview_enabled() -> bool:
+    settings = services().settings
+    return settings.debug or not settings.smtp_url
+
+
+@bp.get("/dev/mail")
+@login_required
+def outbox() -> Any:
+    if not preview_enabled():
+        abort(404)
+    with get_sessionmaker(services().settings.resolved_database_url)() as db:
+        mails = visible_outbox(db, g.user)
+        db.expunge_all()
+    return render_template("dev_mail.html", mails=mails, smtp=bool(services().settings.smtp_url))
