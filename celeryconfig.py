@@ -3,6 +3,9 @@
 The job row in the database is the source of truth; the broker only says "run job <id>".
 """
 
+from datetime import timedelta
+
+from celery.schedules import crontab
 from kombu import Queue
 
 from shared.settings import get_settings
@@ -10,6 +13,7 @@ from shared.settings import get_settings
 _settings = get_settings()
 
 broker_url = _settings.redis_url
+redbeat_redis_url = _settings.redis_url  # the schedule and the leader lock live beside the queues
 broker_connection_retry_on_startup = True
 
 # Security: never unpickle anything from the broker.
@@ -20,6 +24,7 @@ event_serializer = "json"
 
 # Results live in the jobs table, not in a result backend.
 task_ignore_result = True
+result_expires = None  # no result backend: keeps beat from scheduling celery.backend_cleanup
 result_backend = None
 
 # A job is acknowledged only after it ran, one at a time per process, and redelivered if the process
@@ -34,11 +39,51 @@ task_send_sent_event = True
 
 task_queues = [Queue(name, routing_key=name) for name in ("critical", "high", "default", "low")]
 task_default_queue = "default"
+# A submit during a broker outage gives up quickly: the job is committed and flagged, and the workers'
+# maintenance loop sends it once Redis answers again (see shared.lifecycle.safe_send).
+task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False
 broker_transport_options = {
-    # Seconds before an unacknowledged message is given to another worker. Delayed jobs never sit in
-    # the broker (they wait in the database), so only running jobs are exposed to this.
-    "visibility_timeout": 3600,
+    # Seconds before an unacknowledged message is given to another worker. Delayed jobs never sit in the
+    # broker (they wait in the database), and a redelivered message whose job still runs is skipped by the
+    # atomic claim; jobs of dead workers are recovered by the maintenance loop within seconds, not by this.
+    "visibility_timeout": _settings.visibility_timeout_s,
 }
+
+# Recurring tasks. Beat runs them through `questboard beat` (RedBeat: the schedule and a leader lock live in
+# Redis, so a second beat only stands by). Each entry sends `questboard.recurring` with a job type, which
+# submits a job of that type owned by the system user: every run is a row in the job list.
+# Times are UTC (Celery's default timezone).
+beat_schedule = {
+    "cleanup-magic-links": {
+        "task": "questboard.recurring",
+        "schedule": crontab(minute=5),  # hourly
+        "args": ["cleanup.magic_links"],
+        "options": {"queue": "high"},
+    },
+    "cleanup-events": {
+        "task": "questboard.recurring",
+        "schedule": crontab(minute=15, hour=3),  # daily
+        "args": ["cleanup.events"],
+        "options": {"queue": "high"},
+    },
+    "cleanup-stale-jobs": {
+        "task": "questboard.recurring",
+        "schedule": timedelta(minutes=10),
+        "args": ["cleanup.stale_jobs"],
+        "options": {"queue": "high"},
+    },
+    "cleanup-retention": {
+        "task": "questboard.recurring",
+        "schedule": crontab(minute=30, hour=3),  # daily
+        "args": ["cleanup.retention"],
+        "options": {"queue": "high"},
+    },
+}
+
+# Beat wakes at least this often (seconds): it notices entries added or paused in Redis this fast.
+beat_max_loop_interval = 30
+# The leader lock expires this long (seconds) after a beat dies; a standby beat then takes over.
+redbeat_lock_timeout = 90

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,15 +65,25 @@ def _accounts() -> object:
 @users.command("create")
 @click.argument("email")
 @click.option("--admin", is_flag=True, help="Make the user an operator (admin).")
-def users_create(email: str, admin: bool) -> None:
+@click.option(
+    "--viewer", is_flag=True, help="Make the user a read-only operator (sees /admin, changes nothing)."
+)
+def users_create(email: str, admin: bool, viewer: bool) -> None:
     """Create the user (or find it) and print a new API token as the last line."""
+    if admin and viewer:
+        raise click.UsageError("give --admin or --viewer, not both")
     accounts = _accounts()
     try:
         user = accounts.ensure_user(email, admin=admin)  # type: ignore[attr-defined]
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if viewer:
+        from shared.admin import grant_viewer
+
+        user = grant_viewer(_settings().resolved_database_url, user.id)
     token = accounts.issue_api_token(user)  # type: ignore[attr-defined]
-    click.echo(f"user {user.email} (id {user.id}{', admin' if user.is_admin else ''})", err=True)
+    role = ", admin" if user.is_admin else ", viewer" if user.is_viewer else ""
+    click.echo(f"user {user.email} (id {user.id}{role})", err=True)
     click.echo(token)
 
 
@@ -143,7 +154,7 @@ def beat_argv(instance_dir: Path) -> list[str]:
         CELERY_APP,
         "beat",
         "--scheduler",
-        "redbeat.RedBeatScheduler",
+        "workers.recurring:PausableRedBeatScheduler",
         "--loglevel",
         "INFO",
         "--pidfile",
@@ -151,7 +162,7 @@ def beat_argv(instance_dir: Path) -> list[str]:
     )
 
 
-def flower_argv(port: int, basic_auth: str) -> list[str]:
+def flower_argv(port: int, basic_auth: str, address: str = "127.0.0.1") -> list[str]:
     from shared.processes import python_module
 
     return python_module(
@@ -160,7 +171,7 @@ def flower_argv(port: int, basic_auth: str) -> list[str]:
         CELERY_APP,
         "flower",
         f"--port={port}",
-        "--address=127.0.0.1",
+        f"--address={address}",
         f"--basic-auth={basic_auth}",
     )
 
@@ -206,12 +217,13 @@ def beat() -> None:
 
 @main.command()
 @click.option("--port", default=FLOWER_PORT, show_default=True, type=int)
-def flower(port: int) -> None:
+@click.option("--address", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+def flower(port: int, address: str) -> None:
     """Run Flower. Refuses to start without FLOWER_BASIC_AUTH (user:password)."""
     auth = _settings().flower_basic_auth
     if not auth or ":" not in auth:
         raise click.ClickException("FLOWER_BASIC_AUTH=user:password is required: Flower never runs open.")
-    argv = flower_argv(port, auth)
+    argv = flower_argv(port, auth, address)
     os.execv(argv[0], argv)
 
 
@@ -284,6 +296,7 @@ def up(port: int, no_flower: bool, flower_port: int) -> None:
                 f"Web:      http://127.0.0.1:{port}  (pages, /api, Socket.IO /jobs)",
                 f"API:      http://127.0.0.1:{port}/api/openapi.json",
                 f"Health:   http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/readyz",
+                f"Console:  http://127.0.0.1:{port}/admin  (operators; metrics at /metrics)",
                 flower_line,
                 f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes each)",
                 "Press Ctrl+C to stop.",
@@ -308,3 +321,124 @@ def _describe_db(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+# ----- operators: the console's actions from a shell (audit actor "cli:<os user>") -----------------
+
+
+def _operations() -> Any:
+    from shared.admin import Operations
+    from shared.deadletters import DeadLetters
+    from shared.publisher import SocketIOPublisher
+    from workers.celery_app import make_celery
+    from workers.dispatch import CeleryDispatcher
+    from workers.jobs import REGISTRY
+
+    settings = _settings()
+    url = settings.resolved_database_url
+    publisher = SocketIOPublisher(settings.redis_url)
+    dead = DeadLetters(url, REGISTRY, publisher, CeleryDispatcher(make_celery(settings)))
+    return Operations(url, settings.redis_url, dead)
+
+
+def _operator_call(action: Any, *args: Any) -> Any:
+    """Run one operator action; a refused one becomes a clear message and exit status 1."""
+    from shared.errors import ServiceError
+
+    try:
+        return action(*args)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@main.group()
+def jobs() -> None:
+    """Jobs as operators see them: counts, the dead-letter set, retries."""
+
+
+@jobs.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the admin API's JSON instead.")
+def jobs_stats(as_json: bool) -> None:
+    """Jobs by status and by type."""
+    import json
+
+    stats = _operations().stats()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    for status, count in stats["by_status"].items():
+        click.echo(f"{status:<10} {count:>7}")
+    for job_type, counts in stats["by_type"].items():
+        click.echo(f"{job_type}: " + " ".join(f"{s}={n}" for s, n in counts.items()))
+
+
+@jobs.command("failed")
+@click.option("--type", "job_type", default=None, help="Only jobs of this type.")
+def jobs_failed(job_type: str | None) -> None:
+    """The dead-letter set, newest first: id, type, attempts, when, error."""
+    failed = _operations().failed(job_type)
+    if not failed:
+        click.echo("no failed jobs" + (f" of type {job_type}" if job_type else ""), err=True)
+    for job in failed:
+        error = job["error"] or {}
+        click.echo(
+            f"{job['id']}  {job['type']}  attempts {job['attempts']}/{job['max_attempts']}  "
+            f"{job['finished_at']}  {error.get('type', '?')}: {error.get('message', '')}"
+        )
+
+
+def _dead_letter_command(verb: str, job_id: str | None, job_type: str | None) -> None:
+    if bool(job_id) == bool(job_type):
+        raise click.UsageError(f"give a job ID or --type T (one of them) to {verb}")
+    from shared.admin import actor_for_cli
+
+    ops, actor = _operations(), actor_for_cli()
+    if job_id:
+        one = getattr(ops, f"{verb}_failed")
+        job = _operator_call(one, job_id, actor)
+        click.echo(f"{verb} job {job['id']} ({job['type']}): now {job['status']}")
+    else:
+        bulk = getattr(ops, f"{verb}_failed_of_type")
+        count = _operator_call(bulk, job_type, actor)
+        click.echo(f"{verb} {count} failed {job_type} job(s)")
+
+
+@jobs.command("retry")
+@click.argument("job_id", required=False)
+@click.option("--type", "job_type", default=None, help="Retry every failed job of this type.")
+def jobs_retry(job_id: str | None, job_type: str | None) -> None:
+    """Retry one failed job (ID) or every failed job of a type, with a fresh budget of attempts."""
+    _dead_letter_command("retry", job_id, job_type)
+
+
+@jobs.command("discard")
+@click.argument("job_id", required=False)
+@click.option("--type", "job_type", default=None, help="Discard every failed job of this type.")
+def jobs_discard(job_id: str | None, job_type: str | None) -> None:
+    """Take one failed job (ID) or every failed job of a type out of the dead-letter set."""
+    _dead_letter_command("discard", job_id, job_type)
+
+
+@main.group()
+def queues() -> None:
+    """Pause and resume queues (every worker follows within about a second, restarts included)."""
+
+
+@queues.command("pause")
+@click.argument("name")
+def queues_pause(name: str) -> None:
+    """Workers stop taking jobs from queue NAME; its jobs wait."""
+    from shared.admin import actor_for_cli
+
+    _operator_call(_operations().set_queue_paused, name, True, actor_for_cli())
+    click.echo(f"queue {name} paused: its jobs wait until 'questboard queues resume {name}'")
+
+
+@queues.command("resume")
+@click.argument("name")
+def queues_resume(name: str) -> None:
+    """Workers take jobs from queue NAME again."""
+    from shared.admin import actor_for_cli
+
+    _operator_call(_operations().set_queue_paused, name, False, actor_for_cli())
+    click.echo(f"queue {name} resumed")

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -56,6 +57,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Read-only operator: sees the console and GET admin endpoints, may change nothing.
+    is_viewer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Bumped inside the submit transaction: taking this row's write lock serialises the per-user limit.
     submit_guard: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -226,3 +229,44 @@ class OutboxMail(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebhookDelivery(Base):
+    """One signed webhook delivery: stored once per (source, delivery id), processed by one job."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id", name="uq_webhook_deliveries_source_delivery"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(50))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str | None] = mapped_column(String(100), default=None)
+    body: Mapped[str] = mapped_column(Text, default="")
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+
+
+class CharacterSearch(Base):
+    """The searchable text of one character, written by ``content.index``.
+
+    The full-text index over it is dialect-specific and lives in the migration: an FTS5 table kept in step
+    by triggers on SQLite, a generated ``tsvector`` column with a GIN index on PostgreSQL.
+    """
+
+    __tablename__ = "character_search"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # the FTS5 rowid on SQLite
+    character_id: Mapped[str] = mapped_column(ForeignKey("characters.id", ondelete="CASCADE"), unique=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text, default="")
+    indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Operations (console charts, metrics): finished jobs and runs are read by the time they finished.
+Index("ix_jobs_finished_at", Job.finished_at)
+Index("ix_job_attempts_finished_at", JobAttempt.finished_at)

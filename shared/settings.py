@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     base_url: str = Field(
         "http://127.0.0.1:5000", validation_alias=AliasChoices("QUESTBOARD_BASE_URL", "base_url")
     )
+    # Where operators reach Flower; the console links to it.
+    flower_url: str = Field(
+        "http://127.0.0.1:5555", validation_alias=AliasChoices("QUESTBOARD_FLOWER_URL", "flower_url")
+    )
     llm_provider: str = Field(
         "offline", validation_alias=AliasChoices("QUESTBOARD_LLM_PROVIDER", "llm_provider")
     )
@@ -48,6 +52,30 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("QUESTBOARD_WEBHOOK_SECRETS", "webhook_secrets")
     )
     debug: bool = Field(False, validation_alias=AliasChoices("QUESTBOARD_DEBUG", "debug"))
+    # Extra job-type modules (comma-separated), for an application's own types and test-only ones.
+    job_modules: str | None = Field(
+        None, validation_alias=AliasChoices("QUESTBOARD_JOB_MODULES", "job_modules")
+    )
+    # Seconds before Redis hands an unacknowledged message to another worker (see celeryconfig).
+    visibility_timeout_s: int = Field(
+        300, ge=1, validation_alias=AliasChoices("QUESTBOARD_VISIBILITY_TIMEOUT_S", "visibility_timeout_s")
+    )
+    # Seconds to wait for the LLM endpoint to connect and between streamed bytes.
+    llm_timeout_s: float = Field(
+        60.0, gt=0, validation_alias=AliasChoices("QUESTBOARD_LLM_TIMEOUT_S", "llm_timeout_s")
+    )
+    mail_from: str = Field(
+        "Questboard <no-reply@questboard.local>",
+        validation_alias=AliasChoices("QUESTBOARD_MAIL_FROM", "mail_from"),
+    )
+    # Finished jobs (and their export files) are deleted after this many days.
+    job_retention_days: int = Field(
+        30, ge=1, validation_alias=AliasChoices("QUESTBOARD_JOB_RETENTION_DAYS", "job_retention_days")
+    )
+    # Also trace Python allocations per job (tracemalloc) for the job logs; costs speed.
+    trace_memory: bool = Field(
+        False, validation_alias=AliasChoices("QUESTBOARD_TRACE_MEMORY", "trace_memory")
+    )
     # Cookies are marked Secure when the site is served over https.
     secure_cookies: bool | None = Field(
         None, validation_alias=AliasChoices("QUESTBOARD_SECURE_COOKIES", "secure_cookies")

@@ -56,6 +56,21 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # bearer tokens only: no ambient credential to forge
     app.register_blueprint(pages.bp)
+    from web import admin, console, metrics
+
+    app.register_blueprint(admin.bp)
+    csrf.exempt(admin.bp)  # bearer tokens only, like the API; the console's forms carry CSRF tokens
+    app.register_blueprint(metrics.bp)
+    csrf.exempt(metrics.bp)
+    app.register_blueprint(console.bp)
+    from web import exports, imports, mail, search, webhooks
+    from workers import job_logging  # noqa: F401  (logs every job submitted from here)
+
+    for blueprint in (exports.bp, imports.bp, search.bp, webhooks.bp):
+        app.register_blueprint(blueprint)
+    mail.init_app(app)
+    csrf.exempt(webhooks.bp)  # signed by the sender (HMAC); no session, nothing to forge
+    csrf.exempt(imports.api_import)  # bearer token only
     socketio.on_namespace(live.JobsNamespace("/jobs"))
     api.register_error_handlers(app)
     return app

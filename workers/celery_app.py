@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from shared.settings import Settings, get_settings
+from workers import logging_signals  # noqa: F401  (JSON logs for workers and beat)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -12,6 +13,7 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("questboard", include=["workers.tasks"])
     app.config_from_object("celeryconfig")
     app.conf.broker_url = settings.redis_url
+    app.conf.redbeat_redis_url = settings.redis_url
     return app
 
 

@@ -81,15 +81,20 @@ def test_a_failed_job_is_retried_from_the_console_and_succeeds(
     page: Page, accounts, admin, alice, live_server, start_worker, shots_dir
 ):
     start_worker()
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    # No periodic refresh: whatever changes on the page now arrives through Socket.IO.
+    page.add_init_script("window.setInterval = function () { return 0; };")
     log_in(page, accounts, admin.user, live_server)
     page.goto(f"{live_server}/admin")
+    expect(page.locator("#chart-succeeded canvas")).to_have_count(1)  # uPlot drew the charts
     # Fails all 3 attempts it has (probe: max_attempts 3); the operator's retry grants fresh ones.
     job_id = submit(live_server, alice, fail_first_attempts=3)
 
     row = page.locator(f'#failed tr[data-job-id="{job_id}"]')
-    expect(row).to_be_visible(timeout=LIVE_MS)  # arrives live
+    expect(row).to_be_visible(timeout=LIVE_MS)  # arrives live, pushed by Socket.IO
     expect(row.locator("[data-role=error]")).to_contain_text("TransientError: probe failure on attempt 3")
-    row.get_by_text("Traceback").click()
+    row.locator("summary", has_text="Traceback").click()
     expect(row.locator("pre.tb")).to_contain_text("TransientError")
     expect(page.locator('.tile[data-status="failed"] .n')).to_have_text("1")
     page.screenshot(path=str(shots_dir / "console.png"), full_page=True)
@@ -106,6 +111,7 @@ def test_a_failed_job_is_retried_from_the_console_and_succeeds(
     expect(page.locator(f'#audit tr[data-action="job.retry"][data-target="{job_id}"]')).to_contain_text(
         admin.user.email
     )
+    assert script_errors == []
 
 
 def test_users_get_403_and_viewers_look_without_acting(page: Page, accounts, alice, live_server, settings):
