@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -201,11 +200,37 @@ def web(host: str, port: int) -> None:
 @click.option("--queues", "-Q", required=True, help="Comma-separated: critical, high, default, low.")
 @click.option("--concurrency", "-c", type=int, default=None, help="Processes (default JOB_CONCURRENCY).")
 @click.option("--name", default=None, help="Worker name (default: the queues).")
-def worker(queues: str, concurrency: int | None, name: str | None) -> None:
-    """Run a worker pool on the given queues."""
+@click.option("--detach", is_flag=True, help="Run in the background (needs --pid-file).")
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--logfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --detach: where output goes (default: the instance folder).",
+)
+def worker(
+    queues: str,
+    concurrency: int | None,
+    name: str | None,
+    detach: bool,
+    pid_file: Path | None,
+    logfile: Path | None,
+) -> None:
+    """Run a worker pool on the given queues (in the foreground, or --detach with a --pid-file)."""
     queues = _check_queues(queues)
-    argv = worker_argv(queues, concurrency or _settings().job_concurrency, name or queues.replace(",", "-"))
-    os.execv(argv[0], argv)
+    name = name or queues.replace(",", "-")
+    argv = worker_argv(queues, concurrency or _settings().job_concurrency, name)
+    if not detach:
+        if pid_file is not None:
+            raise click.UsageError("--pid-file goes with --detach")
+        os.execv(argv[0], argv)
+    if pid_file is None:
+        raise click.UsageError("--detach needs --pid-file PATH")
+    from shared import cli_daemon
+
+    cli_daemon.start_worker(
+        argv, pid_file, logfile or _settings().ensure_instance_dir() / f"worker-{name}.log"
+    )
 
 
 @main.command()
@@ -323,122 +348,12 @@ def _describe_db(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-# ----- operators: the console's actions from a shell (audit actor "cli:<os user>") -----------------
+def _register_subcommands() -> None:
+    from shared import cli_daemon, cli_operator
+
+    main.add_command(cli_operator.jobs)
+    main.add_command(cli_operator.queues)
+    cli_daemon.register(main, cli_operator.jobs)
 
 
-def _operations() -> Any:
-    from shared.admin import Operations
-    from shared.deadletters import DeadLetters
-    from shared.publisher import SocketIOPublisher
-    from workers.celery_app import make_celery
-    from workers.dispatch import CeleryDispatcher
-    from workers.jobs import REGISTRY
-
-    settings = _settings()
-    url = settings.resolved_database_url
-    publisher = SocketIOPublisher(settings.redis_url)
-    dead = DeadLetters(url, REGISTRY, publisher, CeleryDispatcher(make_celery(settings)))
-    return Operations(url, settings.redis_url, dead)
-
-
-def _operator_call(action: Any, *args: Any) -> Any:
-    """Run one operator action; a refused one becomes a clear message and exit status 1."""
-    from shared.errors import ServiceError
-
-    try:
-        return action(*args)
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from exc
-
-
-@main.group()
-def jobs() -> None:
-    """Jobs as operators see them: counts, the dead-letter set, retries."""
-
-
-@jobs.command("stats")
-@click.option("--json", "as_json", is_flag=True, help="Print the admin API's JSON instead.")
-def jobs_stats(as_json: bool) -> None:
-    """Jobs by status and by type."""
-    import json
-
-    stats = _operations().stats()
-    if as_json:
-        click.echo(json.dumps(stats, indent=2))
-        return
-    for status, count in stats["by_status"].items():
-        click.echo(f"{status:<10} {count:>7}")
-    for job_type, counts in stats["by_type"].items():
-        click.echo(f"{job_type}: " + " ".join(f"{s}={n}" for s, n in counts.items()))
-
-
-@jobs.command("failed")
-@click.option("--type", "job_type", default=None, help="Only jobs of this type.")
-def jobs_failed(job_type: str | None) -> None:
-    """The dead-letter set, newest first: id, type, attempts, when, error."""
-    failed = _operations().failed(job_type)
-    if not failed:
-        click.echo("no failed jobs" + (f" of type {job_type}" if job_type else ""), err=True)
-    for job in failed:
-        error = job["error"] or {}
-        click.echo(
-            f"{job['id']}  {job['type']}  attempts {job['attempts']}/{job['max_attempts']}  "
-            f"{job['finished_at']}  {error.get('type', '?')}: {error.get('message', '')}"
-        )
-
-
-def _dead_letter_command(verb: str, job_id: str | None, job_type: str | None) -> None:
-    if bool(job_id) == bool(job_type):
-        raise click.UsageError(f"give a job ID or --type T (one of them) to {verb}")
-    from shared.admin import actor_for_cli
-
-    ops, actor = _operations(), actor_for_cli()
-    if job_id:
-        one = getattr(ops, f"{verb}_failed")
-        job = _operator_call(one, job_id, actor)
-        click.echo(f"{verb} job {job['id']} ({job['type']}): now {job['status']}")
-    else:
-        bulk = getattr(ops, f"{verb}_failed_of_type")
-        count = _operator_call(bulk, job_type, actor)
-        click.echo(f"{verb} {count} failed {job_type} job(s)")
-
-
-@jobs.command("retry")
-@click.argument("job_id", required=False)
-@click.option("--type", "job_type", default=None, help="Retry every failed job of this type.")
-def jobs_retry(job_id: str | None, job_type: str | None) -> None:
-    """Retry one failed job (ID) or every failed job of a type, with a fresh budget of attempts."""
-    _dead_letter_command("retry", job_id, job_type)
-
-
-@jobs.command("discard")
-@click.argument("job_id", required=False)
-@click.option("--type", "job_type", default=None, help="Discard every failed job of this type.")
-def jobs_discard(job_id: str | None, job_type: str | None) -> None:
-    """Take one failed job (ID) or every failed job of a type out of the dead-letter set."""
-    _dead_letter_command("discard", job_id, job_type)
-
-
-@main.group()
-def queues() -> None:
-    """Pause and resume queues (every worker follows within about a second, restarts included)."""
-
-
-@queues.command("pause")
-@click.argument("name")
-def queues_pause(name: str) -> None:
-    """Workers stop taking jobs from queue NAME; its jobs wait."""
-    from shared.admin import actor_for_cli
-
-    _operator_call(_operations().set_queue_paused, name, True, actor_for_cli())
-    click.echo(f"queue {name} paused: its jobs wait until 'questboard queues resume {name}'")
-
-
-@queues.command("resume")
-@click.argument("name")
-def queues_resume(name: str) -> None:
-    """Workers take jobs from queue NAME again."""
-    from shared.admin import actor_for_cli
-
-    _operator_call(_operations().set_queue_paused, name, False, actor_for_cli())
-    click.echo(f"queue {name} resumed")
+_register_subcommands()

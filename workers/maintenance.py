@@ -31,6 +31,7 @@ from sqlalchemy import or_, select, update
 from shared import defaults
 from shared.db import forget_engines, get_sessionmaker
 from shared.models import Job, utcnow
+from shared.processes import pid_alive
 from shared.queues import QueueControl
 from shared.settings import get_settings
 from shared.states import Status
@@ -54,20 +55,6 @@ def heartbeat_key(hostname: str) -> str:
 
 def reserved_key(hostname: str) -> str:
     return RESERVED_PREFIX + hostname
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child is dead for our purposes
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class Maintenance:
