@@ -15,10 +15,10 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from shared.exports import exports_dir
-from shared.lifecycle import transition
 from shared.models import Job, JobEvent, JobSlot, MagicLink, WebhookDelivery
 from shared.serialize import job_to_dict
 from shared.states import FINISHED, Status
+from shared.transitions import transition
 
 BATCH = 500
 # A file of no known job is left alone this long: its export job may still be committing.

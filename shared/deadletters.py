@@ -10,11 +10,11 @@ from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, NotFound
 from shared.jobtypes import JobType
-from shared.lifecycle import transition
 from shared.models import Job, JobAttempt, utcnow
 from shared.publisher import Publisher
 from shared.serialize import iso, job_to_dict
 from shared.states import Status
+from shared.transitions import transition
 
 
 def attempt_to_dict(attempt: JobAttempt) -> dict[str, Any]:

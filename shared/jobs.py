@@ -17,11 +17,11 @@ from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from shared.jobtypes import QUEUES, JobType
-from shared.lifecycle import safe_send, transition
 from shared.models import Job, JobEvent, User, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, NOT_STARTED, Status
+from shared.transitions import safe_send, transition
 
 log = logging.getLogger("questboard.jobs")
 

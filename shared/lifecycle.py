@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import traceback as tb_module
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from shared import slots
 from shared.db import get_sessionmaker
@@ -22,56 +21,17 @@ from shared.dispatch import Dispatcher
 from shared.jobtypes import RetryPolicy
 from shared.models import Job, JobAttempt, JobEvent, utcnow
 from shared.publisher import Publisher
+from shared.releasing import Releasing
 from shared.serialize import job_to_dict
-from shared.states import Status, sources_of
+from shared.states import Status
+from shared.transitions import MAX_MESSAGE_CHARS, safe_send, transition
 
-MAX_MESSAGE_CHARS = 2000
 log = logging.getLogger("questboard.lifecycle")
 
-
-def transition(
-    session: Session,
-    job_id: str,
-    target: Status,
-    *,
-    sources: Iterable[Status] | None = None,
-    now: datetime | None = None,
-    where: Iterable[Any] = (),
-    **values: Any,
-) -> Job | None:
-    """Move the job to ``target`` if it is in one of ``sources``; the updated job, or None if it was not."""
-    allowed = [s.value for s in (sources if sources is not None else sources_of(target))]
-    now = now or utcnow()
-    stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(allowed), *where)
-        .values(status=target.value, updated_at=now, **values)
-        .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    job = session.scalars(stmt).one_or_none()
-    if job is not None:
-        session.add(JobEvent(job_id=job.id, status=job.status, progress=job.progress, message=job.message))
-    return job
+__all__ = ["Lifecycle", "MAX_MESSAGE_CHARS", "safe_send", "transition"]
 
 
-def safe_send(sessions: sessionmaker[Session], dispatcher: Dispatcher, job: Job | dict[str, Any]) -> bool:
-    """Send the job's message; on a broker error flag it for the maintenance loop instead of losing it."""
-    job_id, job_type, queue = (
-        (job["id"], job["type"], job["queue"]) if isinstance(job, dict) else (job.id, job.type, job.queue)
-    )
-    try:
-        dispatcher.send(job_id, job_type, queue)
-        return True
-    except Exception as exc:  # any broker error: the job is safe in the database and is sent later
-        log.warning("dispatch failed; will send again", extra={"job_id": job_id, "error": repr(exc)})
-        with sessions() as session:
-            session.execute(update(Job).where(Job.id == job_id).values(needs_dispatch=True))
-            session.commit()
-        return False
-
-
-class Lifecycle:
+class Lifecycle(Releasing):
     """The transitions workers and the maintenance loop apply, with publishing and dispatch."""
 
     def __init__(self, database_url: str, publisher: Publisher, dispatcher: Dispatcher) -> None:
@@ -354,81 +314,6 @@ class Lifecycle:
         if job is not None:
             log.warning("recovered job from a lost worker", extra={"job_id": job_id, "status": job.status})
         return self._after_leaving(job, key)
-
-    # ----- waking waiting jobs -------------------------------------------------------------------
-
-    def wake(self, key: str) -> int:
-        """Move blocked jobs of ``key`` (oldest first) to queued while the key has room for them.
-
-        Room = limit - slots held - jobs already queued for the key (they will take a slot when claimed).
-        """
-        woken = 0
-        while True:
-            with self._sessions() as session:
-                candidate = session.scalars(
-                    select(Job)
-                    .where(Job.status == Status.BLOCKED.value, Job.concurrency_key == key)
-                    .order_by(Job.created_at)
-                    .limit(1)
-                ).first()
-                if candidate is None:
-                    return woken
-                queued = (
-                    session.scalar(
-                        select(func.count())
-                        .select_from(Job)
-                        .where(Job.status == Status.QUEUED.value, Job.concurrency_key == key)
-                    )
-                    or 0
-                )
-                if slots.held_count(session, key) + queued >= (candidate.concurrency_limit or 1):
-                    return woken
-                job = transition(
-                    session,
-                    candidate.id,
-                    Status.QUEUED,
-                    sources=[Status.BLOCKED],
-                    message="Queued (slot free)",
-                )
-                self._commit_and_publish(session, job)
-            if job is not None:
-                self.send(job)
-                woken += 1
-
-    def wake_all(self) -> int:
-        """The sweep behind ``wake``: every key that has blocked jobs (covers a lost wake-up)."""
-        with self._sessions() as session:
-            keys = session.scalars(
-                select(Job.concurrency_key).where(Job.status == Status.BLOCKED.value).distinct()
-            ).all()
-        return sum(self.wake(key) for key in keys if key is not None)
-
-    def release_due(self, now: datetime | None = None, batch: int = 200) -> int:
-        """scheduled/retrying jobs whose time has come -> queued, and send them. Returns how many."""
-        now = now or utcnow()
-        due_from = [Status.SCHEDULED.value, Status.RETRYING.value]
-        with self._sessions() as session:
-            ids = session.scalars(
-                select(Job.id)
-                .where(Job.status.in_(due_from), Job.scheduled_at <= now)
-                .order_by(Job.scheduled_at)
-                .limit(batch)
-            ).all()
-        released = 0
-        for job_id in ids:
-            with self._sessions() as session:
-                job = transition(
-                    session,
-                    job_id,
-                    Status.QUEUED,
-                    sources=[Status.SCHEDULED, Status.RETRYING],
-                    message="Queued",
-                )
-                self._commit_and_publish(session, job)
-            if job is not None:  # another releaser may have won the row
-                self.send(job)
-                released += 1
-        return released
 
     @staticmethod
     def _close_attempt(
