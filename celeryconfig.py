@@ -14,6 +14,7 @@ _settings = get_settings()
 
 broker_url = _settings.redis_url
 redbeat_redis_url = _settings.redis_url  # the schedule and the leader lock live beside the queues
+redbeat_redis_options = {"health_check_interval": 30}
 broker_connection_retry_on_startup = True
 
 # Security: never unpickle anything from the broker.
