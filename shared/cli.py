@@ -240,13 +240,19 @@ def beat() -> None:
     os.execv(argv[0], argv)
 
 
+def usable_basic_auth(auth: str | None) -> bool:
+    """``user:password[,user:password…]``, every part given: Flower takes ``admin:`` as "no password"."""
+    entries = [entry.partition(":") for entry in (auth or "").split(",")]
+    return all(user.strip() and password for user, _, password in entries)
+
+
 @main.command()
 @click.option("--port", default=FLOWER_PORT, show_default=True, type=int)
 @click.option("--address", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 def flower(port: int, address: str) -> None:
     """Run Flower. Refuses to start without FLOWER_BASIC_AUTH (user:password)."""
     auth = _settings().flower_basic_auth
-    if not auth or ":" not in auth:
+    if not usable_basic_auth(auth):
         raise click.ClickException("FLOWER_BASIC_AUTH=user:password is required: Flower never runs open.")
     argv = flower_argv(port, auth, address)
     os.execv(argv[0], argv)
@@ -258,6 +264,8 @@ def flower(port: int, address: str) -> None:
 def _flower_auth(settings: Settings) -> tuple[str, str]:
     """FLOWER_BASIC_AUTH, or credentials generated once into the instance folder (mode 0600)."""
     if settings.flower_basic_auth:
+        if not usable_basic_auth(settings.flower_basic_auth):
+            raise click.ClickException("FLOWER_BASIC_AUTH must be user:password, both given.")
         return settings.flower_basic_auth, "FLOWER_BASIC_AUTH"
     path = settings.ensure_instance_dir() / "flower_auth"
     if not path.exists():

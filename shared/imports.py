@@ -27,6 +27,13 @@ class ImportFileError(ValueError):
 
 def parse_character_csv(data: bytes) -> list[dict[str, Any]]:
     """The rows of the file as character params (empty alignment left out)."""
+    try:
+        return _read_rows(data)
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+        raise ImportFileError({"file": f"not readable as CSV ({exc})"}) from exc
+
+
+def _read_rows(data: bytes) -> list[dict[str, Any]]:
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportFileError({"file": f"larger than {MAX_IMPORT_BYTES // 1024} KiB"})
     try:

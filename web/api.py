@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, g, jsonify, render_template, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from werkzeug.exceptions import HTTPException
 
 from shared import defaults
 from shared.errors import LimitReached, ServiceError
-from shared.jobs import validation_fields
+from shared.jobs import decode_cursor, validation_fields
 from shared.jobtypes import QUEUES
 from shared.states import Status
 from web.auth import api_error, api_user_required
@@ -21,6 +21,14 @@ from web.services import services
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 MAX_DELAY_S = 366 * 24 * 3600
+
+
+def in_utc(value: datetime) -> datetime:
+    """``value`` in UTC (a time without a zone is taken as UTC); ValueError if that is not in years 1-9999."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("out of range once converted to UTC") from exc
 
 
 class SubmitJob(BaseModel):
@@ -33,6 +41,11 @@ class SubmitJob(BaseModel):
     run_at: datetime | None = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_in_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else in_utc(value)
+
 
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -41,6 +54,17 @@ class ListQuery(BaseModel):
     type: str | None = Field(None, max_length=100)
     limit: int = Field(defaults.LIST_LIMIT_DEFAULT, ge=1, le=defaults.LIST_LIMIT_MAX)
     cursor: str | None = Field(None, max_length=500)
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_of_a_page(cls, value: str | None) -> str | None:
+        """Our cursors carry a UTC time: a forged one without a zone is refused here, not a 500 later."""
+        if value is not None:
+            created, _ = decode_cursor(value)  # InvalidRequest (422) for garbage
+            if created.tzinfo is None:
+                raise ValueError("not a cursor from a previous page")
+            in_utc(created)
+        return value
 
 
 def _json_body() -> Any:
@@ -63,16 +87,13 @@ def submit_job() -> Any:
         req = SubmitJob.model_validate(body)
     except ValidationError as exc:
         return api_error(422, "invalid", "Invalid request.", fields=validation_fields(exc))
-    run_at = req.run_at
-    if run_at is not None and run_at.tzinfo is None:
-        run_at = run_at.replace(tzinfo=UTC)  # a time without a zone is taken as UTC
     job, created = services().jobs.submit(
         g.user,
         req.type,
         req.params,
         queue=req.queue,
         delay_seconds=req.delay_seconds,
-        run_at=run_at,
+        run_at=req.run_at,
         idempotency_key=req.idempotency_key,
     )
     return jsonify(job), 202 if created else 200

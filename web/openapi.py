@@ -1,217 +1,344 @@
-"""The OpenAPI 3 description served at /api/openapi.json, built from the same pydantic models."""
+"""The OpenAPI 3.1 description served at /api/openapi.json: every JSON endpoint, its inputs and every answer.
+
+Bodies are in ``web.openapi_schemas``. Bearer auth is the default; ``security: []`` marks the endpoints
+that need none (health, the spec itself, webhooks, which are signed instead). A test checks that every
+url rule under /api, /webhooks, /healthz, /readyz and /metrics is described here, and the security
+suite fuzzes the live server against it with schemathesis.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from shared import defaults
 from shared.jobtypes import QUEUES, JobType
-from shared.states import Status
+from web.openapi_schemas import COMPONENTS, STATUSES, ref
 
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-JOB_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "id",
-        "type",
-        "status",
-        "progress",
-        "message",
-        "queue",
-        "attempts",
-        "max_attempts",
-        "params",
-        "result",
-        "error",
-        "created_at",
-        "scheduled_at",
-        "started_at",
-        "finished_at",
-    ],
-    "properties": {
-        "id": {"type": "string"},
-        "type": {"type": "string"},
-        "status": {"type": "string", "enum": [s.value for s in Status]},
-        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-        "message": {"type": "string"},
-        "queue": {"type": "string", "enum": list(QUEUES)},
-        "attempts": {"type": "integer", "minimum": 0},
-        "max_attempts": {"type": "integer", "minimum": 1},
-        "params": {"type": "object"},
-        "result": {},
-        "error": {
-            "oneOf": [
-                {"type": "null"},
-                {
-                    "type": "object",
-                    "required": ["type", "message"],
-                    "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
-                },
-            ]
-        },
-        "created_at": {"type": "string", "format": "date-time"},
-        "scheduled_at": _NULLABLE_TIME,
-        "started_at": _NULLABLE_TIME,
-        "finished_at": _NULLABLE_TIME,
-    },
+MAX_DELAY_S = 366 * 24 * 3600  # the bound web.api.SubmitJob puts on delay_seconds
+ERROR_TEXT = {
+    400: "The body is not valid JSON.",
+    401: "No valid bearer token (webhooks: a missing or bad signature, or a stale timestamp).",
+    403: "The token is not an operator's (admins; reads also allow viewers).",
+    404: "No such thing, or it belongs to someone else (its existence is not revealed).",
+    409: "Not possible in the job's current state (or another user's job holds its unique key).",
+    422: "Invalid input; `fields` names what is wrong.",
+    429: "Too many active jobs; try again after `Retry-After` seconds.",
 }
-
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-            },
-        }
-    },
-}
-
-EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "status", "progress", "message", "created_at"],
-    "properties": {
-        "id": {"type": "integer"},
-        "status": {"type": "string", "enum": [s.value for s in Status]},
-        "progress": {"type": "integer"},
-        "message": {"type": "string"},
-        "created_at": {"type": "string", "format": "date-time"},
-    },
-}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+# Ids and names in paths, as the server issues them (job ids are 32 hex digits).
+NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "Malformed JSON",
-        401: "No valid token",
-        403: "Not allowed",
-        404: "Not found",
-        409: "Conflict",
-        422: "Invalid input",
-        429: "Too many active jobs",
-    }
-    return {str(c): _json(_ref("Error"), text[c]) for c in codes}
+def _array(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": ref(name)}
 
 
-def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    submit_schema = {
+def _in_path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": NAME, "description": description}
+
+
+def _in_query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+JOB_ID = _in_path("job_id", "A job id.")
+
+
+def _op(
+    summary: str,
+    answers: dict[str, Any],
+    errors: tuple[int, ...],
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    public: bool = False,
+) -> dict[str, Any]:
+    """One operation: ``answers`` maps success codes to responses; ``public`` ones need no token."""
+    responses = dict(answers)
+    for code in errors:
+        responses[str(code)] = _json(ref("Error"), ERROR_TEXT[code])
+        if code == 429:
+            responses[str(code)]["headers"] = RETRY_AFTER
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = body
+    if public:
+        op["security"] = []
+    return op
+
+
+def _submit_schema(registry: Mapping[str, JobType]) -> dict[str, Any]:
+    return {
         "type": "object",
         "required": ["type"],
         "additionalProperties": False,
         "properties": {
             "type": {"type": "string", "enum": sorted(registry)},
-            "params": {"type": "object"},
+            "params": {"type": "object", "description": "Checked against the type's params_schema."},
             "queue": {"type": "string", "enum": list(QUEUES)},
-            "delay_seconds": {"type": "number", "minimum": 0, "maximum": 366 * 24 * 3600},
-            "run_at": {"type": "string", "format": "date-time"},
+            "delay_seconds": {"type": "number", "minimum": 0, "maximum": MAX_DELAY_S},
+            "run_at": {"type": "string", "format": "date-time", "description": "Without a zone: UTC."},
             "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
         },
     }
+
+
+LIST_PARAMS = [
+    _in_query("status", {"type": "string", "enum": STATUSES}, "Only jobs in this status."),
+    _in_query("type", {"type": "string", "maxLength": 100}, "Only jobs of this type."),
+    _in_query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": defaults.LIST_LIMIT_MAX},
+        f"Page size (default {defaults.LIST_LIMIT_DEFAULT}).",
+    ),
+    _in_query("cursor", {"type": "string", "maxLength": 500}, "`next_cursor` of the previous page."),
+]
+CSV_BODY = {
+    "required": True,
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+    },
+}
+EXPORT_FILE = {
+    "description": "The file, as an attachment",
+    "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {}}},
+}
+
+
+def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
+    job = {"200": _json(ref("Job"), "The job")}
+    return {
+        "/api/job-types": {
+            "get": _op(
+                "The job types this installation runs", {"200": _json(_array("JobType"), "Types")}, (401,)
+            )
+        },
+        "/api/jobs": {
+            "post": _op(
+                "Submit a job",
+                {
+                    "202": _json(ref("Job"), "Accepted: the new job"),
+                    "200": _json(ref("Job"), "The job already holding this idempotency (or unique) key"),
+                },
+                (400, 401, 409, 422, 429),
+                body=_json_body(_submit_schema(registry)),
+            ),
+            "get": _op(
+                "Your jobs, newest first (admins: everyone's)",
+                {"200": _json(ref("JobList"), "A page of jobs")},
+                (401, 422),
+                params=LIST_PARAMS,
+            ),
+        },
+        "/api/jobs/{job_id}": {"get": _op("One job", job, (401, 404), params=[JOB_ID])},
+        "/api/jobs/{job_id}/cancel": {
+            "post": _op(
+                "Cancel a job: at once if it has not started, within 5 s if it runs",
+                {"202": _json(ref("Job"), "Canceled, or cancel requested")},
+                (401, 404, 409),
+                params=[JOB_ID],
+            )
+        },
+        "/api/jobs/{job_id}/events": {
+            "get": _op(
+                "The job's progress events, oldest first (kept one day)",
+                {"200": _json(_array("Event"), "Events")},
+                (401, 404),
+                params=[JOB_ID],
+            )
+        },
+        "/api/jobs/{job_id}/download": {
+            "get": _op(
+                "The file a finished export job wrote", {"200": EXPORT_FILE}, (401, 404), params=[JOB_ID]
+            )
+        },
+        "/api/imports": {
+            "post": _op(
+                "Import characters from a CSV (the body, or a form's `file`): one batch.import job",
+                {"202": _json(ref("Job"), "The batch.import job")},
+                (401, 422, 429),
+                body=CSV_BODY,
+            )
+        },
+        "/api/search": {
+            "get": _op(
+                "Full-text search over your characters (admins: everyone's)",
+                {"200": _json(ref("SearchResults"), "Matches, best first")},
+                (401,),
+                params=[
+                    _in_query("q", {"type": "string"}, "Words; each matches as a prefix."),
+                    _in_query(
+                        "limit", {"type": "integer"}, "At most this many (clamped to 1-50; default 20)."
+                    ),
+                ],
+            ),
+        },
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    reads = {
+        "stats": ("Job counts by status and by type", ref("Stats"), []),
+        "queues": ("Every queue", _array("Queue"), []),
+        "workers": ("Live workers", _array("Worker"), []),
+        "failed": (
+            "The dead-letter set, newest first, with every attempt's error",
+            _array("FailedJob"),
+            [_in_query("type", {"type": "string"}, "Only jobs of this type.")],
+        ),
+        "recurring": ("Recurring tasks", _array("RecurringTask"), []),
+    }
+    paths: dict[str, Any] = {
+        f"/api/admin/{name}": {"get": _op(summary, {"200": _json(schema, "OK")}, (401, 403), params=params)}
+        for name, (summary, schema, params) in reads.items()
+    }
+    queue = [_in_path("name", "A queue: " + ", ".join(QUEUES) + ".")]
+    task = [_in_path("name", "A recurring task's name.")]
+    type_body = _json_body(
+        {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "minLength": 1}}}
+    )
+    for action in ("pause", "resume"):
+        paths[f"/api/admin/queues/{{name}}/{action}"] = {
+            "post": _op(
+                f"{action.capitalize()} a queue (survives worker restarts; audited)",
+                {"200": _json(ref("Queue"), "The queue now")},
+                (401, 403, 404),
+                params=queue,
+            )
+        }
+        paths[f"/api/admin/recurring/{{name}}/{action}"] = {
+            "post": _op(
+                f"{action.capitalize()} a recurring task (audited)",
+                {"200": _json(ref("RecurringTask"), "The task now")},
+                (401, 403, 404),
+                params=task,
+            )
+        }
+    paths["/api/admin/recurring/{name}/run"] = {
+        "post": _op(
+            "Run a recurring task now; its schedule is unchanged (audited)",
+            {"200": _json(ref("RecurringRun"), "Sent")},
+            (401, 403, 404),
+            params=task,
+        )
+    }
+    for action, done in (("retry", "queued again with a fresh budget of attempts"), ("discard", "discarded")):
+        paths[f"/api/admin/failed/{{job_id}}/{action}"] = {
+            "post": _op(
+                f"One dead-letter job: {done} (audited)",
+                {"200": _json(ref("Job"), "The job")},
+                (401, 403, 404, 409),
+                params=[JOB_ID],
+            )
+        }
+        paths[f"/api/admin/failed/{action}"] = {
+            "post": _op(
+                f"Every dead-letter job of a type: {done} (audited)",
+                {"200": _json(ref("Count"), "How many")},
+                (400, 401, 403, 422),
+                body=type_body,
+            )
+        }
+    return paths
+
+
+def _header(name: str, required: bool, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": schema, "description": description}
+
+
+WEBHOOK_PARAMS = [
+    _in_path("source", "The sender, as named in QUESTBOARD_WEBHOOK_SECRETS."),
+    _header(
+        "X-Questboard-Timestamp",
+        True,
+        {"type": "string", "pattern": "^[0-9]{1,12}$"},
+        "Unix seconds; more than 300 s away from the server's clock is refused.",
+    ),
+    _header(
+        "X-Questboard-Signature",
+        True,
+        {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+        'sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" with the source\'s secret>',
+    ),
+    _header(
+        "X-Questboard-Delivery",
+        False,
+        {"type": "string", "minLength": 1, "maxLength": 200},
+        "The delivery id (else the body's `id`): a repeat is answered, not processed again.",
+    ),
+]
+
+
+def _public_paths() -> dict[str, Any]:
+    metrics = {
+        "description": "Prometheus text format 0.0.4",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+    return {
+        "/healthz": {"get": _op("Liveness", {"200": _json(ref("Health"), "Alive")}, (), public=True)},
+        "/readyz": {
+            "get": _op(
+                "Readiness: database and Redis answer, a worker was seen in the last 30 s",
+                {
+                    "200": _json(ref("Readiness"), "Ready"),
+                    "503": _json(ref("Readiness"), "Not ready; `failed` names the checks"),
+                },
+                (),
+                public=True,
+            )
+        },
+        "/metrics": {"get": _op("Prometheus metrics (admin or viewer token)", {"200": metrics}, (401, 403))},
+        "/api/openapi.json": {
+            "get": _op("This description", {"200": _json({"type": "object"}, "OpenAPI 3.1")}, (), public=True)
+        },
+        "/webhooks/{source}": {
+            "post": _op(
+                "A signed delivery from a source configured in QUESTBOARD_WEBHOOK_SECRETS",
+                {
+                    "202": _json(ref("WebhookReceipt"), "Stored; a webhook.process job acts on it"),
+                    "200": _json(ref("WebhookReceipt"), "A repeated delivery id: the first delivery"),
+                },
+                (401, 404),
+                params=WEBHOOK_PARAMS,
+                body={"required": False, "content": {"application/json": {"schema": {}}}},
+                public=True,
+            )
+        },
+    }
+
+
+def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
+    """The whole description; the job-type enum comes from ``registry``."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Questboard API", "version": "1"},
+        "info": {
+            "title": "Questboard API",
+            "version": "1",
+            "description": 'Errors are `{"error": {"code", "message", "fields"?}}`. '
+            "Live progress is on Socket.IO (namespace /jobs), not described here.",
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Job": JOB_SCHEMA, "Error": ERROR_SCHEMA, "Event": EVENT_SCHEMA},
+            "schemas": COMPONENTS,
         },
         "security": [{"bearer": []}],
-        "paths": {
-            "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {
-                "get": {
-                    "security": [],
-                    "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
-                }
-            },
-            "/api/job-types": {
-                "get": {
-                    "responses": {
-                        "200": _json({"type": "array", "items": {"type": "object"}}, "Job types"),
-                        **_errors(401),
-                    }
-                }
-            },
-            "/api/jobs": {
-                "post": {
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": submit_schema}},
-                    },
-                    "responses": {
-                        "202": _json(_ref("Job"), "Created"),
-                        "200": _json(_ref("Job"), "Existing job with the same idempotency key"),
-                        **_errors(400, 401, 422, 429),
-                    },
-                },
-                "get": {
-                    "parameters": [
-                        {
-                            "name": "status",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": [s.value for s in Status]},
-                        },
-                        {"name": "type", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                        },
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                    ],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["jobs", "next_cursor"],
-                                "properties": {
-                                    "jobs": {"type": "array", "items": _ref("Job")},
-                                    "next_cursor": {"type": ["string", "null"]},
-                                },
-                            },
-                            "Jobs, newest first",
-                        ),
-                        **_errors(401, 422),
-                    },
-                },
-            },
-            "/api/jobs/{job_id}": {
-                "get": {
-                    "parameters": [job_id],
-                    "responses": {"200": _json(_ref("Job"), "The job"), **_errors(401, 404)},
-                }
-            },
-            "/api/jobs/{job_id}/cancel": {
-                "post": {
-                    "parameters": [job_id],
-                    "responses": {
-                        "202": _json(_ref("Job"), "Canceled or cancel requested"),
-                        **_errors(401, 404, 409),
-                    },
-                }
-            },
-            "/api/jobs/{job_id}/events": {
-                "get": {
-                    "parameters": [job_id],
-                    "responses": {
-                        "200": _json({"type": "array", "items": _ref("Event")}, "Events, oldest first"),
-                        **_errors(401, 404),
-                    },
-                }
-            },
-        },
+        "paths": {**_public_paths(), **_jobs_paths(registry), **_admin_paths()},
     }

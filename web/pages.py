@@ -12,6 +12,7 @@ from shared.db import get_sessionmaker
 from shared.errors import LimitReached, NotFound, ServiceError
 from shared.models import Character
 from web.auth import log_in, login_required, user_from_session
+from web.ratelimit import client_ip, login_limits, too_many_attempts
 from web.services import services
 from workers.jobs.character_generate import ALIGNMENTS, CLASSES, RACES
 
@@ -43,6 +44,9 @@ def login() -> Any:
 @bp.post("/login")
 def login_send() -> Any:
     email = (request.form.get("email") or "").strip()
+    wait_s = login_limits().form_wait_s(client_ip(), email)
+    if wait_s is not None:
+        return too_many_attempts(wait_s)  # the same for every address: it tells nobody who has an account
     next_path = request.form.get("next") or ""
     if next_path:
         session["login_next"] = _safe_next(next_path)
@@ -57,8 +61,13 @@ def login_send() -> Any:
 
 @bp.get("/login/<token>")
 def login_with_link(token: str) -> Any:
+    limits = login_limits()
+    wait_s = limits.link_wait_s(client_ip())
+    if wait_s is not None:
+        return too_many_attempts(wait_s)  # checked before the link is spent: a good one still works later
     user = services().accounts.consume_magic_link(token)
     if user is None:
+        limits.record_bad_link(client_ip())
         return render_template("login_invalid.html"), 400
     next_path = session.pop("login_next", None)
     log_in(user)

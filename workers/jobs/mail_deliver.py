@@ -6,6 +6,7 @@ a crash between the SMTP server's acceptance and the database write: delivery is
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import PermanentError
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.mail import build_message, parse_smtp_url, send_smtp
-from shared.models import OutboxMail, utcnow
+from shared.models import OutboxMail, User, utcnow
 from shared.settings import get_settings
+from shared.system import SYSTEM_EMAIL
+
+SIGN_IN_LINK = re.compile(r"(/login/)[A-Za-z0-9_-]+")
 
 
 class DeliverParams(BaseModel):
@@ -30,6 +34,12 @@ def perform(ctx: JobContext, params: DeliverParams) -> dict[str, Any]:
         if mail is None:
             raise PermanentError(f"No outbox mail {params.outbox_id}.")
         session.expunge(mail)
+        owner = session.get(User, ctx.user_id)
+        if owner is None or not (
+            owner.is_admin or owner.email == SYSTEM_EMAIL or owner.email == mail.to_addr
+        ):
+            # Outbox ids are sequential: nobody may send (or read the address of) another user's mail.
+            raise PermanentError(f"No outbox mail {params.outbox_id}.")
     result: dict[str, Any] = {"outbox_id": mail.id, "to": mail.to_addr}
     if mail.sent_at is not None:
         return {**result, "delivered": True, "note": "already sent"}
@@ -46,6 +56,8 @@ def perform(ctx: JobContext, params: DeliverParams) -> dict[str, Any]:
         stored = session.get(OutboxMail, mail.id)
         if stored is not None:
             stored.sent_at = utcnow()
+            # Sign-in links are stored only as hashes: keep no usable copy once the mail is gone.
+            stored.body = SIGN_IN_LINK.sub(r"\1[link removed after delivery]", stored.body)
     ctx.progress(100, f"Sent to {mail.to_addr}")
     return {**result, "delivered": True}
 

@@ -1,0 +1,71 @@
+"""Flower never runs open.
+
+Already covered elsewhere, not repeated here: ``questboard flower`` with FLOWER_BASIC_AUTH unset exits
+non-zero (tests/integration/test_cli.py::test_flower_refuses_to_start_without_auth), and ``/`` answers 401
+without or with wrong credentials (tests/integration/test_ops_cli.py::test_flower_runs_behind_basic_auth).
+This adds: credentials that look given but are not (empty, no password, an empty password among several),
+and every page and API endpoint of a running Flower, not only ``/``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared.testing import ManagedProcess, free_port, http_ok, wait_for
+
+QUESTBOARD = str(Path(sys.executable).parent / "questboard")
+USER, PASSWORD = "ops", "flower-Pa55-82d1"
+# Flower's pages and its API: the API can revoke and terminate tasks and shut workers down.
+GETS = [
+    "/",
+    "/workers",
+    "/tasks",
+    "/broker",
+    "/api/workers",
+    "/api/tasks",
+    "/api/task/info/x",
+    "/api/queues/length",
+]
+POSTS = ["/api/task/revoke/x", "/api/task/async-apply/diagnostics.probe", "/api/worker/shutdown/w@h"]
+
+
+@pytest.mark.parametrize("value", ["", "ops", "ops:", ":secret", "ops:secret,guest:"])
+def test_flower_refuses_credentials_that_are_not_a_user_and_a_password(env, value):
+    result = subprocess.run(
+        [QUESTBOARD, "flower", "--port", str(free_port())],
+        env={**env, "FLOWER_BASIC_AUTH": value},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0 and "FLOWER_BASIC_AUTH" in result.stderr, (value, result.stderr)
+
+
+def test_every_flower_page_and_api_endpoint_wants_the_password(env, tmp_path):
+    port = free_port()
+    flower = ManagedProcess(
+        "flower",
+        [QUESTBOARD, "flower", "--port", str(port)],
+        {**env, "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"},
+        tmp_path,
+    )
+    flower.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: http_ok(base + "/healthcheck"), 30, what="flower")
+        problems = []
+        for method, path in [("GET", p) for p in GETS] + [("POST", p) for p in POSTS]:
+            for auth in (None, (USER, ""), (USER, "wrong"), ("", PASSWORD)):
+                status = requests.request(method, base + path, auth=auth, timeout=5).status_code
+                if status != 401:
+                    problems.append(f"{method} {path} with {auth}: {status}")
+        assert not problems, "\n".join(problems)
+        assert requests.get(base + "/api/workers", auth=(USER, PASSWORD), timeout=5).status_code == 200
+        assert PASSWORD not in flower.output()
+    finally:
+        flower.stop(timeout_s=10)
