@@ -40,8 +40,15 @@ def test_csv_upload_fans_out_and_fans_in(client, accounts, alice, settings, work
     assert done["type"] == "batch.import" and done["status"] == "succeeded"
     assert done["result"] == {"total": 3, "succeeded": 3, "failed": 0, "canceled": 0}
     assert done["message"].startswith("Imported 3 of 3")
+
+    def children_done() -> list[Job] | None:
+        # The summary mail is sent by a child the fan-in submits, so it may still be running.
+        with get_sessionmaker(settings.resolved_database_url)() as db:
+            rows = db.scalars(select(Job).where(Job.parent_id == parent_id)).all()
+        return rows if len(rows) == 4 and all(c.status in ("succeeded", "failed") for c in rows) else None
+
+    children = wait_for(children_done, 30, what="the import's children")
     with get_sessionmaker(settings.resolved_database_url)() as db:
-        children = db.scalars(select(Job).where(Job.parent_id == parent_id)).all()
         names = set(db.scalars(select(Character.name).where(Character.user_id == alice.user.id)))
     assert sorted(c.type for c in children) == ["character.generate"] * 3 + ["mail.deliver"]
     assert all(c.status == "succeeded" for c in children) and {c.queue for c in children} == {"low", "high"}
