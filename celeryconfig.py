@@ -36,7 +36,9 @@ worker_prefetch_multiplier = 1
 
 # Events for Flower.
 worker_send_task_events = True
-task_send_sent_event = True
+# No task-sent event from the web: one PUBLISH less per submit (BENCHMARKS.md, P2); Flower still sees
+# every task from the worker's received/started/succeeded events.
+task_send_sent_event = False
 
 task_queues = [Queue(name, routing_key=name) for name in ("critical", "high", "default", "low")]
 task_default_queue = "default"

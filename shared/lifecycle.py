@@ -19,12 +19,12 @@ from shared import slots
 from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.jobtypes import RetryPolicy
-from shared.models import Job, JobAttempt, JobEvent, utcnow
+from shared.models import Job, JobAttempt, utcnow
 from shared.publisher import Publisher
 from shared.releasing import Releasing
 from shared.serialize import job_to_dict
 from shared.states import Status
-from shared.transitions import MAX_MESSAGE_CHARS, safe_send, transition
+from shared.transitions import JOBS, MAX_MESSAGE_CHARS, record_with_event, safe_send, transition
 
 log = logging.getLogger("questboard.lifecycle")
 
@@ -111,39 +111,33 @@ class Lifecycle(Releasing):
         """
         with self._sessions() as session:
             now = utcnow()
-            job = session.scalars(
-                update(Job)
-                .where(Job.id == job_id, Job.status == Status.QUEUED.value)
+            job = record_with_event(
+                session,
+                update(JOBS)
+                .where(JOBS.c.id == job_id, JOBS.c.status == Status.QUEUED.value)
                 .values(
                     needs_dispatch=True,
                     scheduled_at=now + timedelta(seconds=delay_s),
                     message=message[:MAX_MESSAGE_CHARS],
                     updated_at=now,
                 )
-                .returning(Job)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            ).one_or_none()
-            if job is not None:
-                session.add(
-                    JobEvent(job_id=job.id, status=job.status, progress=job.progress, message=job.message)
-                )
+                .returning(*JOBS.c),
+            )
             return self._commit_and_publish(session, job)
 
     def progress(self, job_id: str, percent: int, message: str) -> bool:
         """Record progress of a running job; True when the job should stop (cancel asked, or not running)."""
         percent = max(0, min(100, int(percent)))
         with self._sessions() as session:
-            stmt = (
-                update(Job)
-                .where(Job.id == job_id, Job.status == Status.RUNNING.value)
+            job = record_with_event(
+                session,
+                update(JOBS)
+                .where(JOBS.c.id == job_id, JOBS.c.status == Status.RUNNING.value)
                 .values(progress=percent, message=message[:MAX_MESSAGE_CHARS], updated_at=utcnow())
-                .returning(Job)
-                .execution_options(synchronize_session=False, populate_existing=True)
+                .returning(*JOBS.c),
             )
-            job = session.scalars(stmt).one_or_none()
             if job is None:
                 return True
-            session.add(JobEvent(job_id=job.id, status=job.status, progress=percent, message=job.message))
             self._commit_and_publish(session, job)
             return job.cancel_requested
 

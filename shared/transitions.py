@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.dispatch import Dispatcher
@@ -15,6 +16,8 @@ from shared.models import Job, JobEvent, utcnow
 from shared.states import Status, sources_of
 
 MAX_MESSAGE_CHARS = 2000
+JOBS = Job.__table__
+EVENTS = JobEvent.__table__
 log = logging.getLogger("questboard.lifecycle")
 
 
@@ -32,16 +35,31 @@ def transition(
     allowed = [s.value for s in (sources if sources is not None else sources_of(target))]
     now = now or utcnow()
     stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(allowed), *where)
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status.in_(allowed), *where)
         .values(status=target.value, updated_at=now, **values)
-        .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*JOBS.c)
     )
-    job = session.scalars(stmt).one_or_none()
-    if job is not None:
-        session.add(JobEvent(job_id=job.id, status=job.status, progress=job.progress, message=job.message))
-    return job
+    return record_with_event(session, stmt)
+
+
+def record_with_event(session: Session, stmt: Any) -> Job | None:
+    """Run a Core UPDATE .. RETURNING on ``jobs``; when it hit the row, add its event. Core, not ORM-enabled
+    DML: a third less CPU per transition (BENCHMARKS.md, P1). The row comes back as a plain record with
+    the job's attributes, detached from the session."""
+    row = session.execute(stmt).mappings().one_or_none()
+    if row is None:
+        return None
+    session.execute(
+        insert(EVENTS).values(
+            job_id=row["id"],
+            status=row["status"],
+            progress=row["progress"],
+            message=row["message"],
+            created_at=utcnow(),
+        )
+    )
+    return SimpleNamespace(**row)  # type: ignore[return-value]
 
 
 def safe_send(sessions: sessionmaker[Session], dispatcher: Dispatcher, job: Job | dict[str, Any]) -> bool:
