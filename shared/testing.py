@@ -206,26 +206,11 @@ def worker_process(
     extra_args: list[str] | None = None,
 ) -> ManagedProcess:
     """A real Celery worker (prefork) on ``queues``; start it, then ``wait_worker_ready``."""
+    from shared.cli import worker_argv
+
     name = name or f"w{free_port()}"
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.celery_app:celery_app",
-        "worker",
-        "--queues",
-        queues,
-        "--concurrency",
-        str(concurrency),
-        "--hostname",
-        f"{name}@%h",
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-        *(extra_args or []),
-    ]
+    # Exactly the command `questboard worker` runs.
+    argv = [*worker_argv(queues, concurrency, name), *(extra_args or [])]
     return ManagedProcess(f"worker-{name}", argv, env, log_dir)
 
 
