@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from shared.cli import worker_argv  # noqa: E402
 from shared.testing import (  # noqa: E402
     ManagedProcess,
     RedisServer,
@@ -308,22 +309,7 @@ class Stack:
         if timing is not None:
             env["BENCH_TIMING_DIR"] = str(timing)
         argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "benchmarks.plain_app:app",
-            "worker",
-            "--queues",
-            queues,
-            "--concurrency",
-            str(concurrency),
-            "--hostname",
-            f"{name}@%h",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
+            *worker_argv(queues, concurrency, name, app="benchmarks.plain_app:app"),
             "--include",
             "benchmarks.worker_probe",
             *extra_args,

@@ -123,13 +123,14 @@ def web_argv(host: str, port: int) -> list[str]:
     )
 
 
-def worker_argv(queues: str, concurrency: int, name: str) -> list[str]:
+def worker_argv(queues: str, concurrency: int, name: str, app: str = CELERY_APP) -> list[str]:
+    """The worker command line `questboard worker` runs (``app`` only differs for benchmark baselines)."""
     from shared.processes import python_module
 
     return python_module(
         "celery",
         "-A",
-        CELERY_APP,
+        app,
         "worker",
         "--queues",
         queues,
