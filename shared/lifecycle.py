@@ -16,10 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared import slots
-from shared.db import get_sessionmaker
+from shared.db import get_engine, get_sessionmaker
 from shared.dispatch import Dispatcher
+from shared.hotpath import HotPath
 from shared.jobtypes import RetryPolicy
 from shared.models import Job, JobAttempt, utcnow
+from shared.progressbuffer import ProgressBuffer
 from shared.publisher import Publisher
 from shared.releasing import Releasing
 from shared.serialize import job_to_dict
@@ -36,14 +38,28 @@ class Lifecycle(Releasing):
 
     def __init__(self, database_url: str, publisher: Publisher, dispatcher: Dispatcher) -> None:
         self._sessions = get_sessionmaker(database_url)
+        self._fast = HotPath(get_engine(database_url), database_url)
         self.publisher = publisher
         self.dispatcher = dispatcher
+        self._progress = ProgressBuffer(
+            self._write_progress,
+            lambda jobs, uid: self.publisher.job_updates(jobs, uid),
+            self._fast.should_stop,
+        )
 
     def _commit_and_publish(self, session: Session, job: Job | None) -> Job | None:
         session.commit()
         if job is not None:
             self.publisher.job_update(job_to_dict(job), job.user_id)
         return job
+
+    def _publish_row(self, job: Job) -> None:
+        self.publisher.job_update(job_to_dict(job), job.user_id)
+
+    def _write_progress(
+        self, job_id: str, percent: int, message: str, now: datetime, before: list[dict[str, Any]]
+    ) -> Job | None:
+        return self._fast.progress(job_id, percent, message, now, before)
 
     def send(self, job: Job) -> bool:
         return safe_send(self._sessions, self.dispatcher, job)
@@ -58,7 +74,21 @@ class Lifecycle(Releasing):
         A job whose concurrency key has no free slot goes to ``blocked`` instead and starts when a slot
         frees (see ``wake``).
         """
-        for _ in range(3):  # a slot race on PostgreSQL is retried
+        now = started_at or utcnow()
+        job = self._fast.claim(job_id, worker, pid, now)
+        if job is not None:
+            self._progress.started(job)  # publishes it with the job's next write (see ProgressBuffer)
+            return job
+        job = self._claim_general(job_id, worker, pid, started_at)
+        if job is not None:
+            self._progress.started(job, published=True)
+        return job
+
+    def _claim_general(
+        self, job_id: str, worker: str, pid: int | None, started_at: datetime | None
+    ) -> Job | None:
+        """Not claimable, or a concurrency key: the general path decides; a slot race is retried."""
+        for _ in range(3):
             try:
                 return self._claim_once(job_id, worker, pid, started_at)
             except IntegrityError:
@@ -128,18 +158,7 @@ class Lifecycle(Releasing):
     def progress(self, job_id: str, percent: int, message: str) -> bool:
         """Record progress of a running job; True when the job should stop (cancel asked, or not running)."""
         percent = max(0, min(100, int(percent)))
-        with self._sessions() as session:
-            job = record_with_event(
-                session,
-                update(JOBS)
-                .where(JOBS.c.id == job_id, JOBS.c.status == Status.RUNNING.value)
-                .values(progress=percent, message=message[:MAX_MESSAGE_CHARS], updated_at=utcnow())
-                .returning(*JOBS.c),
-            )
-            if job is None:
-                return True
-            self._commit_and_publish(session, job)
-            return job.cancel_requested
+        return self._progress.report(job_id, percent, message[:MAX_MESSAGE_CHARS], utcnow())
 
     # ----- leaving running -----------------------------------------------------------------------
 
@@ -161,7 +180,17 @@ class Lifecycle(Releasing):
         return job
 
     def succeed(self, job_id: str, attempt: int, result: Any, message: str = "Done") -> Job | None:
-        with self._sessions() as session:
+        with self._progress.lock:
+            events, updates, user_id = self._progress.take(job_id)
+            fast = self._fast.succeed(job_id, attempt, result, message, utcnow(), events)
+            if fast is None:
+                self._fast.add_events(events)
+        if fast is not None:
+            self.publisher.job_updates([*updates, job_to_dict(fast)], fast.user_id)
+            return fast
+        if updates:
+            self.publisher.job_updates(updates, user_id)
+        with self._sessions() as session:  # a concurrency key (or no longer running): the general path
             now = utcnow()
             job = transition(
                 session,
@@ -183,6 +212,7 @@ class Lifecycle(Releasing):
         """Record the error; ``retrying`` with the next attempt's due time, or ``failed`` (dead letter)."""
         error = {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS]}
         trace = "".join(tb_module.format_exception(exc))
+        self._progress.flush(job_id)
         with self._sessions() as session:
             now = utcnow()
             current = session.get(Job, job_id)
@@ -217,6 +247,7 @@ class Lifecycle(Releasing):
         return self._after_leaving(job, key)
 
     def mark_canceled(self, job_id: str, attempt: int | None = None) -> Job | None:
+        self._progress.flush(job_id)
         with self._sessions() as session:
             now = utcnow()
             job = transition(
@@ -234,6 +265,7 @@ class Lifecycle(Releasing):
 
     def requeue(self, job_id: str, attempt: int, reason: str) -> Job | None:
         """running -> queued (the worker is stopping); the attempt does not count against the job."""
+        self._progress.flush(job_id)
         with self._sessions() as session:
             now = utcnow()
             job = transition(

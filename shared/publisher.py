@@ -1,13 +1,21 @@
 """Publishes job updates to Socket.IO rooms through Redis, from any process.
 
-Workers emit through python-socketio's write-only Redis manager (the message queue Flask-SocketIO
-listens on); the web processes relay to their connected clients. One PUBLISH per update.
+Workers and the web emit through python-socketio's write-only Redis manager (the message queue
+Flask-SocketIO listens on); the web processes relay to their connected clients. The message is built by
+python-socketio; only its transport is ours: ``job_updates`` sends several updates in one pipelined round
+trip (a job's held progress reports go out with the write that stores them, see shared.progressbuffer).
+A publish is a notification, not state: the database has the state and a subscriber replays it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
+
+import socketio
 
 from shared import defaults
 
@@ -29,25 +37,75 @@ def user_room(user_id: int) -> str:
 class Publisher(Protocol):
     def job_update(self, job: dict[str, Any], user_id: int) -> None: ...
 
+    def job_updates(self, jobs: list[dict[str, Any]], user_id: int) -> None: ...
+
+
+class BatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]
+    """A write-only ``socketio.RedisManager`` that can send the messages emitted in a ``batch()`` at once."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        super().__init__(url, channel=channel, write_only=True)
+        self._local = threading.local()
+
+    def _publish(self, data: Any) -> None:
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            super()._publish(data)  # one PUBLISH, with python-socketio's reconnect-and-retry
+        else:
+            pending.append(self.json.dumps(data))
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Messages emitted inside are sent together, in order, in one pipelined round trip."""
+        self._local.pending = []
+        try:
+            yield
+        finally:
+            pending, self._local.pending = self._local.pending, None
+            if pending:
+                self._send(pending)
+
+    def _send(self, payloads: list[str]) -> None:
+        for attempt in (1, 2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                pipe = self.redis.pipeline(transaction=False)
+                for payload in payloads:
+                    pipe.publish(self.channel, payload)
+                pipe.execute()
+                return
+            except Exception as exc:  # Redis down: the database has the state and subscribers replay it
+                self.connected = False
+                if attempt == 2:
+                    log.warning("publish failed", extra={"count": len(payloads), "error": repr(exc)})
+
 
 class SocketIOPublisher:
     """Emits ``job:update`` to the job's room, its owner's room and the operators' room."""
 
     def __init__(self, redis_url: str, channel: str = defaults.SOCKETIO_CHANNEL) -> None:
-        import socketio
-
-        self._manager = socketio.RedisManager(redis_url, channel=channel, write_only=True)
+        self._manager = BatchingRedisManager(redis_url, channel)
 
     def job_update(self, job: dict[str, Any], user_id: int) -> None:
         rooms = [job_room(job["id"]), user_room(user_id), ADMIN_ROOM]
         try:
             self._manager.emit(UPDATE_EVENT, job, namespace=NAMESPACE, room=rooms)
-        except Exception as exc:  # Redis down: the database has the state and subscribers replay it
+        except Exception as exc:  # never let a notification fail a change that is already committed
             log.warning("publish failed", extra={"job_id": job["id"], "error": repr(exc)})
+
+    def job_updates(self, jobs: list[dict[str, Any]], user_id: int) -> None:
+        """Several updates of one user's jobs, in order, in one round trip."""
+        with self._manager.batch():
+            for job in jobs:
+                self.job_update(job, user_id)
 
 
 class NullPublisher:
     """For tools that change jobs where nobody can be listening (migrations, one-off scripts)."""
 
     def job_update(self, job: dict[str, Any], user_id: int) -> None:
+        return None
+
+    def job_updates(self, jobs: list[dict[str, Any]], user_id: int) -> None:
         return None

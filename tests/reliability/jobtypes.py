@@ -43,11 +43,24 @@ def crash(ctx: JobContext, params: SleepParams) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def report_then_sleep(ctx: JobContext, params: SleepParams) -> None:
+    """Reports 10, 20, 30 % at once, then works ``seconds`` without reporting (or until canceled)."""
+    record_start(ctx)
+    for percent in (10, 20, 30):
+        ctx.progress(percent, f"at {percent}")
+    deadline = time.monotonic() + params.seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=0.2, backoff_max_s=1.0)
 
 JOBS = [
     JobType("test.sleep", "Sleeps without progress.", SleepParams, sleep_without_progress, retry=FAST_RETRY),
     JobType("test.crash", "Kills its worker process.", SleepParams, crash, retry=FAST_RETRY),
+    JobType(
+        "test.report_then_sleep", "Reports three steps, then works quietly.", SleepParams, report_then_sleep
+    ),
     JobType(
         "test.exclusive",
         "Sleeps; at most one per key runs at once.",
