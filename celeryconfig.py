@@ -34,8 +34,11 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 
-# Events for Flower.
-worker_send_task_events = True
+# Task events (received/started/succeeded: three PUBLISHes per task in the worker's consumer loop) are off
+# unless someone watches: Flower, which `questboard up` runs, switches them on in every worker it sees
+# (its `enable_events` option, on by default) and keeps them on while it runs. Off by default costs
+# nothing when Flower runs and saves ~14 % of a worker's CPU when it does not (BENCHMARKS.md, P1).
+worker_send_task_events = False
 # No task-sent event from the web: one PUBLISH less per submit (BENCHMARKS.md, P2); Flower still sees
 # every task from the worker's received/started/succeeded events.
 task_send_sent_event = False

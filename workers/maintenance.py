@@ -35,12 +35,11 @@ from shared.processes import pid_alive
 from shared.queues import QueueControl
 from shared.settings import get_settings
 from shared.states import Status
+from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
 
 log = logging.getLogger("questboard.maintenance")
 
 BROKER_EPOCH_KEY = "questboard:broker-epoch"
-# Job ids a worker has taken from Redis and not yet started: if it dies, they are sent again.
-RESERVED_PREFIX = "questboard:reserved:"
 # A cancel the body did not honour at a progress point within this long is enforced by killing its process.
 CANCEL_GRACE_S = 1.5
 # A running job of a worker without a heartbeat is recovered once it has not changed for this long.
@@ -51,10 +50,6 @@ _state: dict[str, Any] = {"queues": [], "paused_at_start": set()}
 
 def heartbeat_key(hostname: str) -> str:
     return defaults.WORKER_KEY_PREFIX + hostname
-
-
-def reserved_key(hostname: str) -> str:
-    return RESERVED_PREFIX + hostname
 
 
 class Maintenance:
@@ -262,26 +257,19 @@ def _apply_pauses_before_consuming(sender: str, instance: Any, **_: Any) -> None
         queues.deselect(queue)
 
 
-_received_client: dict[str, redis.Redis] = {}
-
-
 @task_received.connect
 def _remember_reserved(request: Any = None, **_: Any) -> None:
     """In the worker's main process: note the job as taken by this worker until it starts."""
-    if request is None or not request.id:
-        return
-    client = _received_client.get("c")
-    if client is None:
-        client = _received_client["c"] = redis.Redis.from_url(get_settings().redis_url, socket_timeout=2)
-    try:
-        client.sadd(reserved_key(request.hostname), request.id)
-    except redis.RedisError:
-        log.warning("could not note a reserved job", extra={"job_id": request.id})
+    if request is not None and request.id:
+        reserved_noter().note(request.hostname, request.id)
 
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
+    from workers.runtime import lifecycle
+
     forget_engines()
+    lifecycle.cache_clear()  # a pool process re-forked from the main process builds its own
 
 
 @worker_ready.connect

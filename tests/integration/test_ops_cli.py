@@ -112,3 +112,53 @@ def test_flower_runs_behind_basic_auth(env, tmp_path):
         assert requests.get(base + "/", auth=("ops", "flower-pw"), timeout=5).status_code == 200
     finally:
         flower.stop(timeout_s=10)
+
+
+def test_flower_sees_the_tasks_though_workers_start_with_task_events_off(
+    env, tmp_path, client, alice, worker
+):
+    """celeryconfig ships worker_send_task_events=False; Flower switches events on as it starts."""
+    from shared.testing import ManagedProcess, free_port, http_ok, wait_for
+
+    port = free_port()
+    flower = ManagedProcess(
+        "flower",
+        [QUESTBOARD, "flower", "--port", str(port)],
+        {**env, "FLOWER_BASIC_AUTH": "ops:flower-pw"},
+        tmp_path,
+    )
+    flower.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        auth = ("ops", "flower-pw")
+        wait_for(lambda: http_ok(base + "/healthcheck"), 30, what="flower")
+        wait_for(
+            lambda: requests.get(base + "/api/workers?refresh=1", auth=auth, timeout=10).json(),
+            30,
+            what="flower to see the worker",
+        )
+
+        def submit_and_find() -> bool:
+            resp = client.post("/api/jobs", json={"type": "diagnostics.probe"}, headers=alice.headers)
+            job_id = resp.get_json()["id"]
+            tasks = wait_for(
+                lambda: requests.get(base + "/api/tasks", auth=auth, timeout=10).json().get(job_id),
+                5,
+                what="the job in flower",
+            )
+            return tasks["name"] == "diagnostics.probe" and tasks["state"] == "SUCCESS"
+
+        # Flower's enable_events broadcast reaches the worker shortly after Flower starts: a job sent
+        # from then on is in its task view with its outcome.
+        assert wait_for(
+            lambda: _quietly(submit_and_find), 60, interval_s=1, what="a job in flower's task view"
+        )
+    finally:
+        flower.stop(timeout_s=10)
+
+
+def _quietly(check) -> bool:
+    try:
+        return check()
+    except TimeoutError:
+        return False
