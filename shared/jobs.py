@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared import defaults, hooks
-from shared.db import get_sessionmaker
+from shared.db import get_sessionmaker, write_gate
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from shared.jobtypes import QUEUES, JobType
-from shared.models import Job, JobEvent, User, utcnow
+from shared.models import Job, JobEvent, User, new_id, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, NOT_STARTED, Status
@@ -29,6 +28,20 @@ log = logging.getLogger("questboard.jobs")
 
 # What a refused 11th job is told to wait before trying again.
 LIMIT_RETRY_AFTER_S = 5
+
+JOBS = Job.__table__
+SUBMIT_GUARD = (
+    update(User.__table__)
+    .where(User.__table__.c.id == bindparam("b_user"))
+    .values(submit_guard=User.__table__.c.submit_guard + 1)
+)
+COUNT_ACTIVE = (
+    select(func.count())
+    .select_from(JOBS)
+    .where(JOBS.c.user_id == bindparam("b_user"), JOBS.c.status.in_([s.value for s in ACTIVE]))
+)
+INSERT_JOB = insert(JOBS)
+INSERT_EVENT = insert(JobEvent.__table__)
 
 
 def validation_fields(exc: ValidationError, prefix: str = "") -> dict[str, str]:
@@ -72,12 +85,9 @@ class JobService:
         self.dispatcher = dispatcher
         self.user_job_limit = user_job_limit
         # SQLite has one write lock per database, and a writer that finds it taken sleeps in SQLite's busy
-        # handler (1, 2, 5, 10 ms ...). Threads of one process queue on a Python lock instead: p99 of POST
-        # /api/jobs at 16 connections went from 1.5 s to 0.13 s (BENCHMARKS.md, P2). Across processes
-        # the database lock still decides.
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if database_url.startswith("sqlite") else nullcontext()
-        )
+        # handler (1, 2, 5, 10 ms ...). Submits queue on the host's write gate instead (shared.db): p99 of
+        # POST /api/jobs at 16 connections went from 1.5 s to 0.13 s (BENCHMARKS.md, P2).
+        self._url = database_url
 
     # ----- reading -------------------------------------------------------------------------------
 
@@ -183,11 +193,13 @@ class JobService:
             due = now + timedelta(seconds=delay_seconds)
         scheduled = due is not None and due > now
 
-        with self._write_lock, self._sessions() as session:
-            # Taking the user row's write lock first serialises this user's submissions across
-            # processes (a row lock on PostgreSQL, the database write lock on SQLite), so the count
-            # below cannot be raced.
-            session.execute(update(User).where(User.id == user.id).values(submit_guard=User.submit_guard + 1))
+        with write_gate(self._url), self._sessions() as session:
+            # Prebuilt Core statements on the session's connection (no unit of work): a third of the
+            # submit's CPU (BENCHMARKS.md, P2). Taking the user row's write lock first serialises this
+            # user's submissions across processes (a row lock on PostgreSQL, the database write lock on
+            # SQLite), so the count below cannot be raced.
+            conn = session.connection()
+            conn.execute(SUBMIT_GUARD, {"b_user": user.id})
             if idempotency_key:
                 existing = session.scalars(
                     select(Job).where(Job.user_id == user.id, Job.idempotency_key == idempotency_key)
@@ -203,7 +215,7 @@ class JobService:
                         # Someone else's job holds the key: say so without showing it.
                         raise Conflict(f"A {spec.name} job for this record is already active.")
                     return job_to_dict(existing), False
-            active = 0 if parent_id else self._count_active(session, user.id)
+            active = 0 if parent_id else conn.execute(COUNT_ACTIVE, {"b_user": user.id}).scalar_one()
             if active >= self.user_job_limit:
                 session.rollback()
                 raise LimitReached(
@@ -212,28 +224,43 @@ class JobService:
                     retry_after_s=LIMIT_RETRY_AFTER_S,
                 )
             status = Status.SCHEDULED if scheduled else Status.QUEUED
-            job = Job(
-                user_id=user.id,
-                type=spec.name,
-                status=status.value,
-                queue=queue,
-                params=clean,
-                max_attempts=spec.retry.max_attempts,
-                idempotency_key=idempotency_key,
-                unique_key=unique_key,
-                concurrency_key=concurrency_key,
-                concurrency_limit=spec.concurrency.limit if spec.concurrency else None,
-                parent_id=parent_id,
-                scheduled_at=due if scheduled else None,
-                message="Scheduled" if scheduled else "Queued",
-                created_at=now,
-                updated_at=now,
+            row = {
+                "id": new_id(),
+                "user_id": user.id,
+                "type": spec.name,
+                "status": status.value,
+                "progress": 0,
+                "message": "Scheduled" if scheduled else "Queued",
+                "queue": queue,
+                "attempts": 0,
+                "max_attempts": spec.retry.max_attempts,
+                "params": clean,
+                "result": None,
+                "error": None,
+                "idempotency_key": idempotency_key,
+                "unique_key": unique_key,
+                "concurrency_key": concurrency_key,
+                "concurrency_limit": spec.concurrency.limit if spec.concurrency else None,
+                "parent_id": parent_id,
+                "created_at": now,
+                "scheduled_at": due if scheduled else None,
+                "started_at": None,
+                "finished_at": None,
+                "updated_at": now,
+            }
+            conn.execute(INSERT_JOB, row)
+            conn.execute(
+                INSERT_EVENT,
+                {
+                    "job_id": row["id"],
+                    "status": row["status"],
+                    "progress": 0,
+                    "message": row["message"],
+                    "created_at": now,
+                },
             )
-            session.add(job)
-            session.flush()
-            session.add(JobEvent(job_id=job.id, status=job.status, progress=0, message=job.message))
             session.commit()
-            data = job_to_dict(job)
+            data = job_to_dict(SimpleNamespace(**row))  # type: ignore[arg-type]
         hooks.run_before_enqueue(data)
         if not scheduled:
             self.send(data)
