@@ -36,11 +36,17 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 
+# Every secret pattern above contains one of these literals: a string without any needs no substitution
+# (one search instead of five substitutions for nearly every field of every line).
+_MAYBE_SECRET = re.compile(r"(?i)bearer|basic|qb_|/login/|://|token|pass|secret|api_?key|signature|key=")
+
 _job: ContextVar[tuple[str, str] | None] = ContextVar("questboard_job", default=None)
 
 
 def redact(text: str) -> str:
     """``text`` with every secret we know the shape of replaced by ``***``."""
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
