@@ -27,9 +27,15 @@ from benchmarks.p1_throughput import drain_plain, drain_questboard
 
 # Phases of one job, recognised by a frame on the stack (first match from the leaf up wins).
 PHASES = [
-    ("claim (UPDATE..RETURNING + attempt INSERT + commit)", "_claim_once"),
-    ("progress (UPDATE..RETURNING + event INSERT + commit)", "progress (shared/lifecycle.py"),
-    ("succeed (UPDATE..RETURNING + attempt UPDATE + commit)", "succeed (shared/lifecycle.py"),
+    ("claim (UPDATE..RETURNING + attempt INSERT + event INSERT + commit)", "claim (shared/lifecycle.py"),
+    (
+        "progress (held; or UPDATE..RETURNING + event INSERTs + commit + publish)",
+        "progress (shared/lifecycle.py",
+    ),
+    (
+        "succeed (UPDATE..RETURNING + event INSERTs + attempt UPDATE + commit + publish)",
+        "succeed (shared/lifecycle.py",
+    ),
     ("other run_job (params, hooks, logging)", "run_job (workers/runtime.py"),
     ("celery task trace (outside run_job)", "trace_task"),
     ("pool child: waiting for the next task", "workloop"),
@@ -38,7 +44,7 @@ PHASES = [
 ]
 # Inside a job phase, what kind of work (the first of these found anywhere on the stack wins).
 KINDS = [
-    ("publish (socketio RedisManager emit)", "job_update (shared/publisher.py"),
+    ("publish (socketio RedisManager emit + pipelined PUBLISH)", "job_update"),
     ("sqlite: commit", "commit (sqlite3"),
     ("db: COMMIT", "_commit_impl"),
     ("db: execute (cursor)", "do_execute"),
