@@ -165,8 +165,8 @@ def beat_argv(instance_dir: Path) -> list[str]:
 def flower_argv(port: int, basic_auth: str, address: str = "127.0.0.1") -> list[str]:
     from shared.processes import python_module
 
-    return python_module(
-        "celery",
+    return python_module(  # workers.flower_main: celery's own command, /metrics behind the auth too
+        "workers.flower_main",
         "-A",
         CELERY_APP,
         "flower",

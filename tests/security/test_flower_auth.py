@@ -30,6 +30,7 @@ GETS = [
     "/api/tasks",
     "/api/task/info/x",
     "/api/queues/length",
+    "/metrics",  # Flower serves it open by default: questboard flower puts it behind the auth
 ]
 POSTS = ["/api/task/revoke/x", "/api/task/async-apply/diagnostics.probe", "/api/worker/shutdown/w@h"]
 
@@ -66,6 +67,9 @@ def test_every_flower_page_and_api_endpoint_wants_the_password(env, tmp_path):
                     problems.append(f"{method} {path} with {auth}: {status}")
         assert not problems, "\n".join(problems)
         assert requests.get(base + "/api/workers", auth=(USER, PASSWORD), timeout=5).status_code == 200
+        scrape = requests.get(base + "/metrics", auth=(USER, PASSWORD), timeout=5)
+        assert scrape.status_code == 200 and "flower_" in scrape.text, scrape.text[:200]
+        assert requests.get(base + "/healthcheck", timeout=5).text == "OK"  # stays open for health checks
         assert PASSWORD not in flower.output()
     finally:
         flower.stop(timeout_s=10)
