@@ -199,17 +199,27 @@ class Operations:
     def queues(self, workers: Iterable[WorkerInfo] | None = None) -> list[dict[str, Any]]:
         """``[{"name", "depth", "latency_seconds", "paused", "workers"}]`` for every queue."""
         live = list(self.live_workers() if workers is None else workers)
-        depths, oldest, paused = self.queue_depths(), self.oldest_queued(), self.queue_control.paused()
+        depths = self.queue_depths()
+        return [
+            {
+                **queue,
+                "depth": depths.get(queue["name"], 0),
+                "workers": [w.name for w in live if queue["name"] in w.configured_queues],
+            }
+            for queue in self.queues_from_database()
+        ]
+
+    def queues_from_database(self) -> list[dict[str, Any]]:
+        """``[{"name", "latency_seconds", "paused"}]`` for every queue: what is known without Redis."""
+        oldest, paused = self.oldest_queued(), self.queue_control.paused()
         now = utcnow()
         return [
             {
                 "name": queue,
-                "depth": depths.get(queue, 0),
                 "latency_seconds": round(max(0.0, (now - oldest[queue]).total_seconds()), 3)
                 if queue in oldest
                 else 0.0,
                 "paused": queue in paused,
-                "workers": [w.name for w in live if queue in w.configured_queues],
             }
             for queue in QUEUES
         ]

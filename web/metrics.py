@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, g
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -95,12 +96,25 @@ class QuestboardCollector:
         self._sessions = get_sessionmaker(database_url)
 
     def collect(self) -> Iterator[Metric]:
-        workers = self.ops.live_workers()
-        queues = self.ops.queues(workers)
-        yield from self._queue_metrics(queues)
-        active = GaugeMetricFamily("questboard_workers_active", "Workers with a live heartbeat.")
-        active.add_metric([], len(workers))
-        yield active
+        # Redis down: the database's numbers are still worth a scrape. questboard_redis_up says so (and
+        # alerts), and the series read from Redis (queue depth, workers) are left out rather than faked.
+        redis_up = GaugeMetricFamily("questboard_redis_up", "1 if Redis (broker, heartbeats) answered.")
+        try:
+            workers = self.ops.live_workers()
+            queues = self.ops.queues(workers)
+        except redis.RedisError:
+            redis_up.add_metric([], 0)
+            yield redis_up
+            yield from self._queue_metrics(
+                self.ops.queues_from_database(), fields=("latency_seconds", "paused")
+            )
+        else:
+            redis_up.add_metric([], 1)
+            yield redis_up
+            yield from self._queue_metrics(queues)
+            active = GaugeMetricFamily("questboard_workers_active", "Workers with a live heartbeat.")
+            active.add_metric([], len(workers))
+            yield active
         dead = GaugeMetricFamily("questboard_dead_letter_jobs", "Failed jobs waiting for an operator.")
         dead.add_metric([], sum(self.ops.failed_counts().values()))
         yield dead
@@ -112,7 +126,10 @@ class QuestboardCollector:
         yield from self._run_metrics()
 
     @staticmethod
-    def _queue_metrics(queues: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _queue_metrics(
+        queues: list[dict[str, Any]],
+        fields: tuple[str, ...] = ("depth", "latency_seconds", "paused", "workers"),
+    ) -> Iterator[Metric]:
         families = {
             "depth": GaugeMetricFamily(
                 "questboard_queue_depth", "Messages waiting in the queue's broker lists.", labels=["queue"]
@@ -129,6 +146,7 @@ class QuestboardCollector:
                 "questboard_queue_workers", "Live workers started for the queue.", labels=["queue"]
             ),
         }
+        families = {field: families[field] for field in fields}
         for q in queues:
             for field, family in families.items():
                 value = q[field]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.testing import free_port
 from tests.integration.test_admin_support import (
     PROBE,
     csrf_token,
@@ -64,6 +65,7 @@ def test_metrics_report_queues_runs_durations_and_dead_letters(client, alice, ad
     text = client.get("/metrics", headers=admin.headers).get_data(as_text=True)
     got = samples(text)
 
+    assert got[("questboard_redis_up", ())] == 1
     assert got[("questboard_queue_depth", (("queue", "low"),))] == 2
     assert got[("questboard_queue_latency_seconds", (("queue", "low"),))] > 0
     assert got[("questboard_queue_paused", (("queue", "low"),))] == 0
@@ -92,12 +94,37 @@ def test_metrics_report_queues_runs_durations_and_dead_letters(client, alice, ad
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+def test_metrics_answer_from_the_database_while_redis_is_down(alice, admin, settings):
+    from web import create_app
+
+    client = create_app(settings, TESTING=True).test_client()
+    submit(client, alice, queue="low")
+    run_and_fail(settings, submit(client, alice))
+    down = create_app(
+        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}), TESTING=True
+    )
+
+    response = down.test_client().get("/metrics", headers=admin.headers)
+
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    text = response.get_data(as_text=True)
+    got = samples(text)
+    assert got[("questboard_redis_up", ())] == 0
+    assert got[("questboard_jobs", (("status", "queued"), ("type", PROBE)))] == 1
+    assert got[("questboard_dead_letter_jobs", ())] == 1
+    assert got[("questboard_queue_latency_seconds", (("queue", "low"),))] > 0
+    # What only Redis knows is left out, not reported as zero.
+    assert not [name for name, _ in got if name in ("questboard_queue_depth", "questboard_workers_active")]
+    lint = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
 def test_alert_rules_are_valid_and_their_unit_tests_pass():
     tool = promtool()
     check = subprocess.run(
         [tool, "check", "rules", "alerts.yml"], cwd=RULES_DIR, capture_output=True, text=True
     )
-    assert check.returncode == 0 and "SUCCESS: 4 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 5 rules found" in check.stdout, check.stdout + check.stderr
     test = subprocess.run(
         [tool, "test", "rules", "alerts.test.yml"], cwd=RULES_DIR, capture_output=True, text=True
     )
@@ -110,7 +137,14 @@ def test_alert_rules_use_the_console_thresholds():
         for group in yaml.safe_load((RULES_DIR / "alerts.yml").read_text())["groups"]
         for rule in group["rules"]
     }
-    assert set(rules) == {"QueueBacklog", "QueueOldestJobTooOld", "QueueWithoutWorkers", "JobFailureRateHigh"}
+    assert set(rules) == {
+        "QueueBacklog",
+        "QueueOldestJobTooOld",
+        "QueueWithoutWorkers",
+        "JobFailureRateHigh",
+        "RedisDown",
+    }
+    assert rules["RedisDown"] == "questboard_redis_up == 0"
     assert re.search(rf"questboard_queue_depth > {metrics.BACKLOG_DEPTH}\b", rules["QueueBacklog"])
     assert re.search(
         rf"questboard_queue_latency_seconds > {metrics.OLDEST_JOB_AGE_S}\b", rules["QueueOldestJobTooOld"]
