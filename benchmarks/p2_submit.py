@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     if spy is not None:
                         spy.stop()
                         profile = analyse_web(stack.dir / "p2-pyspy.txt")
+                        shutil.copy(stack.dir / "p2-pyspy.txt", h.RESULTS_DIR / "p2_pyspy_raw.txt")
                     run[f"{target}_{name}"] = res
                     h.log(
                         f"run {r + 1}: {target} {name}: p50 {res['p50_ms']:.2f} ms p99 {res['p99_ms']:.2f} ms "

@@ -28,6 +28,17 @@ PROTOTYPES: dict[str, dict[str, Any]] = {
     "no-publish+no-job-log": {
         "what": "both upper bounds together",
     },
+    "concurrency-4": {
+        "what": "4 pool processes instead of 2 (on 2 cores: more jobs in flight while others wait on the main process, SQLite or Redis)",
+        "concurrency": 4,
+    },
+    "concurrency-4+prefetch-4": {
+        "what": "4 pool processes and worker_prefetch_multiplier = 4",
+        "concurrency": 4,
+    },
+    "prefetch-4": {
+        "what": "worker_prefetch_multiplier = 4 (Celery's default) instead of 1: each pool process has its next message before it finishes",
+    },
 }
 
 NAME = os.environ.get("BENCH_PROTO", "")
@@ -48,7 +59,20 @@ def _no_job_log() -> None:
     hooks.around_perform[:] = [f for f in hooks.around_perform if f is not job_logging.measure_job]
 
 
+def _prefetch_4() -> None:
+    from celery.signals import worker_init
+
+    # The worker read worker_prefetch_multiplier before --include modules load; worker_init comes after
+    # them and before the consumer takes the value from the WorkController.
+    def set_prefetch(sender: Any = None, **_: Any) -> None:
+        sender.prefetch_multiplier = 4
+
+    worker_init.connect(set_prefetch, weak=False)
+
+
 APPLY = {
+    "concurrency-4": [],
+    "prefetch-4": [_prefetch_4],
     "no-publish": [_no_publish],
     "no-job-log": [_no_job_log],
     "threads-pool": [],
