@@ -24,6 +24,15 @@ class PermanentError(JobError):
     """No attempt will ever succeed (bad input, a deleted record): the job fails at once."""
 
 
+class Postponed(JobError):  # noqa: N818 - it is an outcome, not a failure
+    """Something the body uses is at its limit (an API's rate limit): run the job again in ``delay_s``
+    seconds. The attempt does not count; raise it before the body changed anything it would not redo."""
+
+    def __init__(self, message: str, delay_s: float) -> None:
+        super().__init__(message)
+        self.delay_s = max(0.0, float(delay_s))
+
+
 class JobCanceled(JobError):  # noqa: N818 - it is an outcome, not a failure
     """Raised inside a job body at a progress point once somebody asked to cancel the job."""
 

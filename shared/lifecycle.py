@@ -283,6 +283,27 @@ class Lifecycle(Releasing):
             self.send(job)
         return self._after_leaving(job, key)
 
+    def postpone(self, job_id: str, attempt: int, delay_s: float, reason: str) -> Job | None:
+        """running -> queued, sent again after ``delay_s`` (the body met a rate limit, ``Postponed``); the
+        attempt does not count against the job."""
+        self._progress.flush(job_id)
+        with self._sessions() as session:
+            now = utcnow()
+            job = transition(
+                session,
+                job_id,
+                Status.QUEUED,
+                sources=[Status.RUNNING],
+                now=now,
+                attempts=Job.attempts - 1,
+                message=reason[:MAX_MESSAGE_CHARS],
+                needs_dispatch=True,  # the maintenance loop sends it once scheduled_at has passed
+                scheduled_at=now + timedelta(seconds=delay_s),
+            )
+            key = self._leave_running(session, job, attempt, "postponed", now)
+            self._commit_and_publish(session, job)
+        return self._after_leaving(job, key)
+
     def recover(self, job_id: str, worker: str, pid: int | None, reason: str) -> Job | None:
         """A running job whose process died: run it again, or fail it once its attempts are spent.
 

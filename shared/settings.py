@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import defaults
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(
         300, ge=1, validation_alias=AliasChoices("QUESTBOARD_VISIBILITY_TIMEOUT_S", "visibility_timeout_s")
     )
+    # LLM calls of the network providers, across every worker: at most this many per period ("none": no
+    # limit). A character whose call would go over it waits queued, without spending an attempt.
+    llm_rate_limit: str | None = Field(
+        "20 per minute", validation_alias=AliasChoices("QUESTBOARD_LLM_RATE_LIMIT", "llm_rate_limit")
+    )
     # Seconds to wait for the LLM endpoint to connect and between streamed bytes.
     llm_timeout_s: float = Field(
         60.0, gt=0, validation_alias=AliasChoices("QUESTBOARD_LLM_TIMEOUT_S", "llm_timeout_s")
@@ -80,6 +85,24 @@ class Settings(BaseSettings):
     secure_cookies: bool | None = Field(
         None, validation_alias=AliasChoices("QUESTBOARD_SECURE_COOKIES", "secure_cookies")
     )
+
+    @field_validator("llm_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "none", "off"):
+            return None
+        from shared.ratelimits import parse_limit
+
+        try:
+            amount = parse_limit(value).amount
+        except ValueError:
+            amount = 0
+        if amount < 1:
+            raise ValueError(
+                "QUESTBOARD_LLM_RATE_LIMIT must read like '20 per minute' or '3 per 10 seconds' "
+                f"(or 'none'), not {value!r}"
+            )
+        return value.strip()
 
     @property
     def resolved_database_url(self) -> str:

@@ -60,7 +60,12 @@ class FakeLLM:
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fake.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(raw)}
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "json": json.loads(raw),
+                        "at": time.time(),
+                    }
                 )
                 answer = fake.next_answer()
                 if answer[0] == STREAM:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from shared import hooks
 from shared.db import session_scope
-from shared.errors import JobCanceled, PermanentError
+from shared.errors import JobCanceled, PermanentError, Postponed
 from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
@@ -110,6 +110,18 @@ def run_job(spec: JobType, job_id: str, worker: str) -> None:
     except JobCanceled:
         lc.mark_canceled(job.id, attempt)
         log.info("job canceled", extra={"job_id": job.id, "job_type": spec.name})
+    except Postponed as exc:
+        due = utcnow() + timedelta(seconds=exc.delay_s)
+        lc.postpone(job.id, attempt, exc.delay_s, f"{exc}; next try at {due:%H:%M:%S} UTC")
+        log.info(
+            "job postponed",
+            extra={
+                "job_id": job.id,
+                "job_type": spec.name,
+                "wait_s": round(exc.delay_s, 3),
+                "reason": str(exc),
+            },
+        )
     except Exception as exc:  # recorded on the job, with its traceback: never hidden
         outcome = lc.fail_attempt(job.id, attempt, exc, spec.retry)
         log.warning(

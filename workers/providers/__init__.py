@@ -40,6 +40,11 @@ def get_provider() -> BackgroundProvider:
                 "QUESTBOARD_LLM_PROVIDER=openai needs QUESTBOARD_LLM_URL (e.g. http://host:port/v1)"
             )
         return OpenAIProvider(
-            settings.llm_url, settings.llm_api_key, settings.llm_model, settings.llm_timeout_s
+            settings.llm_url,
+            settings.llm_api_key,
+            settings.llm_model,
+            settings.llm_timeout_s,
+            rate_limit=settings.llm_rate_limit,
+            redis_url=settings.redis_url,
         )
     raise PermanentError(f"unknown QUESTBOARD_LLM_PROVIDER {name!r} (known: offline, openai)")

@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from shared.errors import PermanentError, TransientError
+from shared.ratelimits import take_or_postpone
 from workers.providers import CharacterSheet
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -69,14 +70,27 @@ class OpenAIProvider:
 
     streams = True
 
-    def __init__(self, base_url: str, api_key: str | None, model: str | None, timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str | None,
+        timeout_s: float,
+        rate_limit: str | None = None,
+        redis_url: str | None = None,
+    ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key
         self.model = model or DEFAULT_MODEL
         self.timeout_s = timeout_s
+        self.rate_limit = rate_limit  # calls per period across every worker (QUESTBOARD_LLM_RATE_LIMIT)
+        self.redis_url = redis_url
 
     def write_background(self, sheet: CharacterSheet, on_text: Callable[[str], None] | None = None) -> str:
-        """The story; ``on_text`` receives each streamed piece as it arrives."""
+        """The story; ``on_text`` receives each streamed piece as it arrives. Over the rate limit it raises
+        ``Postponed`` before calling: the job waits queued and runs again when a call is free."""
+        if self.rate_limit and self.redis_url:
+            take_or_postpone("LLM", self.rate_limit, self.redis_url)
         body = {
             "model": self.model,
             "messages": [
