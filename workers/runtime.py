@@ -17,27 +17,18 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from shared import hooks
+from shared import hooks, ratelimits
 from shared.db import session_scope
 from shared.errors import JobCanceled, PermanentError, Postponed
 from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
 from shared.publisher import SocketIOPublisher
-from shared.ratelimits import RateLimiter
 from shared.settings import Settings, get_settings
 from workers.celery_app import celery_app
 from workers.dispatch import CeleryDispatcher
 
 log = logging.getLogger("questboard.worker")
-
-# A deferred job is tried this long after its window frees a start, so it does not race the boundary.
-RATE_RETRY_MARGIN_S = 0.25
-
-
-@cache
-def rate_limiter() -> RateLimiter:
-    return RateLimiter(get_settings().redis_url)
 
 
 def _rate_allows(spec: JobType, job_id: str) -> bool:
@@ -45,10 +36,10 @@ def _rate_allows(spec: JobType, job_id: str) -> bool:
     assert spec.rate_limit is not None
     if not lifecycle().is_queued(job_id):
         return True  # the claim will skip it; no start is taken for a job that cannot run
-    wait_s = rate_limiter().try_start(spec.name, spec.rate_limit)
+    wait_s = ratelimits.limiter(get_settings().redis_url).try_start(spec.name, spec.rate_limit)
     if wait_s is None:
         return True
-    wait_s += RATE_RETRY_MARGIN_S
+    wait_s += ratelimits.RETRY_MARGIN_S
     due = utcnow() + timedelta(seconds=wait_s)
     lifecycle().defer(job_id, wait_s, f"Rate-limited ({spec.rate_limit}); next try at {due:%H:%M:%S} UTC")
     log.info("job rate-limited", extra={"job_id": job_id, "job_type": spec.name, "wait_s": round(wait_s, 3)})
