@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     trace_memory: bool = Field(
         False, validation_alias=AliasChoices("QUESTBOARD_TRACE_MEMORY", "trace_memory")
     )
+    # Reverse proxies in front of the web that set X-Forwarded-For/-Proto/-Host (0: none; the headers are
+    # then ignored, so a client cannot choose the address its sign-in limits are counted under).
+    trusted_proxies: int = Field(
+        0, ge=0, le=5, validation_alias=AliasChoices("QUESTBOARD_TRUSTED_PROXIES", "trusted_proxies")
+    )
     # Cookies are marked Secure when the site is served over https.
     secure_cookies: bool | None = Field(
         None, validation_alias=AliasChoices("QUESTBOARD_SECURE_COOKIES", "secure_cookies")

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.settings import Settings, get_settings
 from web.services import Services
@@ -73,4 +74,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     csrf.exempt(imports.api_import)  # bearer token only
     socketio.on_namespace(live.JobsNamespace("/jobs"))
     api.register_error_handlers(app)
+    if settings.trusted_proxies:
+        # The client's address (sign-in limits, logs), scheme and host as the proxies saw them.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     return app

@@ -163,3 +163,48 @@ def test_sign_in_still_works_when_the_limits_cannot_be_counted(tmp_path, db_url,
     assert ask_for_link(client, alice.user.email).status_code == 200
     link = accounts.create_magic_link(alice.user, "http://localhost").removeprefix("http://localhost")
     assert client.get(link).status_code == 302 and signed_in(client)
+
+
+def test_a_client_cannot_pick_its_address_with_forwarded_headers(app):
+    """No trusted proxy (the default): X-Forwarded-For is ignored; rotating it does not escape the limit."""
+    client = app.test_client()
+    for n in range(LOGIN_PER_IP.amount):
+        forged = {"X-Forwarded-For": f"198.51.100.{n}"}
+        token = csrf_from(client, "/login")
+        answer = client.post(
+            "/login",
+            data={"email": f"user{n}@example.com", "csrf_token": token},
+            headers=forged,
+            environ_base={"REMOTE_ADDR": "10.4.4.4"},
+        )
+        assert answer.status_code == 200
+    token = csrf_from(client, "/login")
+    refused = client.post(
+        "/login",
+        data={"email": "another@example.com", "csrf_token": token},
+        headers={"X-Forwarded-For": "198.51.100.250"},
+        environ_base={"REMOTE_ADDR": "10.4.4.4"},
+    )
+    assert refused.status_code == 429
+
+
+def test_behind_a_trusted_proxy_the_limit_counts_the_forwarded_client(settings):
+    from web import create_app
+
+    app = create_app(settings.model_copy(update={"trusted_proxies": 1}), TESTING=True)
+    client = app.test_client()
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}  # every request arrives from the proxy
+
+    def ask(email: str, client_ip: str):
+        token = csrf_from(client, "/login")
+        return client.post(
+            "/login",
+            data={"email": email, "csrf_token": token},
+            headers={"X-Forwarded-For": client_ip},
+            environ_base=proxy,
+        )
+
+    for n in range(LOGIN_PER_IP.amount):
+        assert ask(f"user{n}@example.com", "203.0.113.7").status_code == 200
+    assert ask("another@example.com", "203.0.113.7").status_code == 429
+    assert ask("another@example.com", "203.0.113.8").status_code == 200  # not everyone behind the proxy
