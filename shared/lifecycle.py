@@ -265,30 +265,33 @@ class Lifecycle(Releasing):
 
     def requeue(self, job_id: str, attempt: int, reason: str) -> Job | None:
         """running -> queued (the worker is stopping); the attempt does not count against the job."""
-        self._progress.flush(job_id)
-        with self._sessions() as session:
-            now = utcnow()
-            job = transition(
-                session,
-                job_id,
-                Status.QUEUED,
-                sources=[Status.RUNNING],
-                now=now,
-                attempts=Job.attempts - 1,
-                message=reason,
-            )
-            key = self._leave_running(session, job, attempt, "requeued", now)
-            self._commit_and_publish(session, job)
+        job = self._back_to_queue(job_id, attempt, reason, "requeued")
         if job is not None:
             self.send(job)
-        return self._after_leaving(job, key)
+        return job
 
     def postpone(self, job_id: str, attempt: int, delay_s: float, reason: str) -> Job | None:
         """running -> queued, sent again after ``delay_s`` (the body met a rate limit, ``Postponed``); the
         attempt does not count against the job."""
+        now = utcnow()
+        # needs_dispatch: the maintenance loop sends it once scheduled_at has passed.
+        return self._back_to_queue(
+            job_id,
+            attempt,
+            reason,
+            "postponed",
+            now=now,
+            needs_dispatch=True,
+            scheduled_at=now + timedelta(seconds=delay_s),
+        )
+
+    def _back_to_queue(
+        self, job_id: str, attempt: int, reason: str, outcome: str, now: datetime | None = None, **values: Any
+    ) -> Job | None:
+        """running -> queued with the attempt given back (its row closed with ``outcome``)."""
         self._progress.flush(job_id)
         with self._sessions() as session:
-            now = utcnow()
+            now = now or utcnow()
             job = transition(
                 session,
                 job_id,
@@ -297,10 +300,9 @@ class Lifecycle(Releasing):
                 now=now,
                 attempts=Job.attempts - 1,
                 message=reason[:MAX_MESSAGE_CHARS],
-                needs_dispatch=True,  # the maintenance loop sends it once scheduled_at has passed
-                scheduled_at=now + timedelta(seconds=delay_s),
+                **values,
             )
-            key = self._leave_running(session, job, attempt, "postponed", now)
+            key = self._leave_running(session, job, attempt, outcome, now)
             self._commit_and_publish(session, job)
         return self._after_leaving(job, key)
 
