@@ -37,6 +37,15 @@ class FakeLLM:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        """The environment that points a worker's OpenAI-compatible provider at this server."""
+        return {
+            "QUESTBOARD_LLM_PROVIDER": "openai",
+            "QUESTBOARD_LLM_URL": self.base_url,
+            "QUESTBOARD_LLM_TIMEOUT_S": "5",
+            **extra,
+        }
+
     def __enter__(self) -> FakeLLM:
         self._thread.start()
         return self

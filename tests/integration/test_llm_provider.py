@@ -25,13 +25,7 @@ def llm() -> Iterator[FakeLLM]:
 
 @pytest.fixture
 def env(env, llm):
-    return {
-        **env,
-        "QUESTBOARD_LLM_PROVIDER": "openai",
-        "QUESTBOARD_LLM_URL": llm.base_url,
-        "QUESTBOARD_LLM_MODEL": "tiny-model",
-        "QUESTBOARD_LLM_TIMEOUT_S": "5",
-    }
+    return {**env, **llm.worker_env(QUESTBOARD_LLM_MODEL="tiny-model")}
 
 
 def test_rate_limited_then_streamed_story_becomes_the_background(client, alice, settings, llm, worker):

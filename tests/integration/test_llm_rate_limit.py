@@ -24,13 +24,7 @@ def llm() -> Iterator[FakeLLM]:
 
 @pytest.fixture
 def env(env, llm):
-    return {
-        **env,
-        "QUESTBOARD_LLM_PROVIDER": "openai",
-        "QUESTBOARD_LLM_URL": llm.base_url,
-        "QUESTBOARD_LLM_TIMEOUT_S": "5",
-        "QUESTBOARD_LLM_RATE_LIMIT": f"{LIMIT} per {PERIOD_S} seconds",
-    }
+    return {**env, **llm.worker_env(QUESTBOARD_LLM_RATE_LIMIT=f"{LIMIT} per {PERIOD_S} seconds")}
 
 
 def test_llm_calls_keep_to_the_rate_limit_and_waiting_jobs_spend_no_attempt(client, alice, llm, worker):
