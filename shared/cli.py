@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -277,76 +275,103 @@ def _flower_auth(settings: Settings) -> tuple[str, str]:
 
 
 @main.command()
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=int, help="The web's port.")
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
-@click.option("--flower-port", default=FLOWER_PORT, show_default=True, type=int)
+@click.option(
+    "--flower-port",
+    default=FLOWER_PORT,
+    show_default=True,
+    type=int,
+    envvar="QUESTBOARD_FLOWER_PORT",
+    help="Flower's port (or QUESTBOARD_FLOWER_PORT).",
+)
 def up(port: int, no_flower: bool, flower_port: int) -> None:
-    """Run the whole system on this machine: web, workers, beat and Flower."""
+    """Run the whole system on this machine, supervised: web, workers, beat and Flower."""
+    from shared import processes
     from shared.db import upgrade
-    from shared.processes import Child, RedisUnavailable, private_redis, redis_answers, stop_all
+    from shared.rolestate import StatePublisher
+    from shared.supervisor import Port, Role, Supervisor, port_problems
 
     settings = _settings()
     instance = settings.ensure_instance_dir().resolve()
     env = {"QUESTBOARD_INSTANCE_DIR": str(instance)}
-    children: list[Child] = []
+    if not no_flower and not os.environ.get("QUESTBOARD_FLOWER_URL"):
+        env["QUESTBOARD_FLOWER_URL"] = f"http://127.0.0.1:{flower_port}"  # the console's link
 
-    if not redis_answers(settings.redis_url):
+    redis_role = None
+    if not processes.redis_answers(settings.redis_url):
         try:
-            children.append(private_redis(settings.redis_url, instance / "redis"))
-        except RedisUnavailable as exc:
+            host, redis_port = processes.private_redis_target(settings.redis_url)
+        except processes.RedisUnavailable as exc:
             raise click.ClickException(str(exc)) from exc
-        click.echo(f"started a private redis-server (data in {instance / 'redis'})")
-
-    upgrade(settings.resolved_database_url)
-    settings.resolved_secret_key()
-    click.echo(f"database ready: {_describe_db(settings.resolved_database_url)}")
-
+        change = "nothing there answers as Redis; point REDIS_URL at your Redis or at a free port"
+        redis_role = Role(
+            "redis",
+            processes.private_redis_argv(settings.redis_url, instance / "redis"),
+            ports=(Port(redis_port, "private Redis, from REDIS_URL", change, host),),
+            stop_last=True,
+        )
+    web_role = Role(
+        "web", web_argv("127.0.0.1", port), env, (Port(port, "web", "choose another with --port"),)
+    )
+    roles = [web_role]
     concurrency = settings.job_concurrency
-    children.append(Child("web", web_argv("127.0.0.1", port), env))
     for name, queues in QUEUE_GROUPS.items():
-        children.append(Child(f"worker {queues}", worker_argv(queues, concurrency, name), env))
-    children.append(Child("beat", beat_argv(instance), env))
+        roles.append(Role(f"worker {queues}", worker_argv(queues, concurrency, name), env))
+    roles.append(Role("beat", beat_argv(instance), env))
     flower_line = "Flower:   not started (--no-flower)"
     if not no_flower:
         auth, source = _flower_auth(settings)
-        children.append(Child("flower", flower_argv(flower_port, auth), env))
+        change = "choose another with --flower-port (or QUESTBOARD_FLOWER_PORT), or run with --no-flower"
+        roles.append(
+            Role("flower", flower_argv(flower_port, auth), env, (Port(flower_port, "Flower", change),))
+        )
         flower_line = f"Flower:   http://127.0.0.1:{flower_port}  (basic auth from {source})"
 
-    stopping = False
+    problems = port_problems(port for role in [redis_role, *roles] if role for port in role.ports)
+    if problems:  # before anything starts
+        raise click.ClickException("cannot start: " + "; ".join(problems))
 
-    def _request_stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
-    for child in children:
-        if child.proc is None:
-            child.start()
-    click.echo(
-        "\n".join(
-            [
-                "Questboard is up:",
-                f"Web:      http://127.0.0.1:{port}  (pages, /api, Socket.IO /jobs)",
-                f"API:      http://127.0.0.1:{port}/api/openapi.json",
-                f"Health:   http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/readyz",
-                f"Console:  http://127.0.0.1:{port}/admin  (operators; metrics at /metrics)",
-                flower_line,
-                f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes each)",
-                "Press Ctrl+C to stop.",
-            ]
-        )
-    )
+    supervisor = Supervisor(log=lambda line: click.echo(line, err=True))
+    supervisor.handle_signals()
+    publisher: StatePublisher | None = None
     exit_code = 0
-    while not stopping:
-        dead = [c for c in children if not c.alive()]
-        if dead:
-            click.echo(f"{dead[0].name} exited with {dead[0].proc.returncode}; stopping everything", err=True)
-            exit_code = 1
-            break
-        time.sleep(0.5)
-    click.echo("stopping (running jobs finish first)...")
-    stop_all(children)
+    try:
+        if redis_role is not None:
+            (instance / "redis").mkdir(exist_ok=True)
+            supervisor.add(redis_role)
+            try:
+                processes.wait_redis(settings.redis_url, lambda: supervisor.alive("redis"))
+            except processes.RedisUnavailable as exc:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"started a private redis-server (data in {instance / 'redis'})")
+
+        upgrade(settings.resolved_database_url)
+        settings.resolved_secret_key()
+        click.echo(f"database ready: {_describe_db(settings.resolved_database_url)}")
+        publisher = StatePublisher(settings.redis_url)
+        supervisor.on_change = publisher.publish
+        for role in roles:
+            if not supervisor.stop_requested:
+                supervisor.add(role)
+        click.echo(
+            "\n".join(
+                [
+                    "Questboard is up:",
+                    f"Web:      http://127.0.0.1:{port}  (pages, /api, Socket.IO /jobs)",
+                    f"API:      http://127.0.0.1:{port}/api/openapi.json",
+                    f"Health:   http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/readyz",
+                    f"Console:  http://127.0.0.1:{port}/admin  (operators; metrics at /metrics)",
+                    flower_line,
+                    f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes each)",
+                    "Each role is supervised (started again when it exits); /readyz and /admin show them.",
+                    "Press Ctrl+C to stop.",
+                ]
+            )
+        )
+        exit_code = supervisor.run(before_last=publisher.close)
+    finally:  # also on a failed start: nothing started here outlives `up`
+        supervisor.stop(before_last=publisher.close if publisher else None)
     click.echo("stopped")
     sys.exit(exit_code)
 

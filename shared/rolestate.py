@@ -1,0 +1,92 @@
+"""Where ``questboard up`` publishes its roles' state, and how /readyz and the console read it.
+
+Each supervisor writes one Redis key (``questboard:supervisor:<host>:<pid>``, JSON, with a TTL) on every
+change and every few seconds, from a thread of its own so a slow Redis never holds up supervision. A
+supervisor that was killed disappears when its key expires; one that stops cleanly deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import redis
+
+from shared import defaults
+
+SOCKET_TIMEOUT_S = 1.0
+
+
+def state_key(host: str, pid: int) -> str:
+    return f"{defaults.SUPERVISOR_KEY_PREFIX}{host}:{pid}"
+
+
+class StatePublisher:
+    """Keeps the latest supervisor snapshot in Redis. ``publish`` never blocks; ``close`` deletes the key."""
+
+    def __init__(self, redis_url: str, interval_s: float = defaults.SUPERVISOR_PUBLISH_INTERVAL_S) -> None:
+        self._client = redis.Redis.from_url(
+            redis_url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
+        )
+        self._interval_s = interval_s
+        self._latest: dict[str, Any] | None = None
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="supervisor-state", daemon=True)
+        self._thread.start()
+
+    def publish(self, snapshot: dict[str, Any]) -> None:
+        """Remember ``snapshot`` and have the thread write it now."""
+        self._latest = snapshot
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+            if not self._closed:
+                self._write()
+
+    def _write(self) -> None:
+        snapshot = self._latest
+        if snapshot is None:
+            return
+        try:
+            self._client.set(
+                state_key(snapshot["host"], snapshot["pid"]),
+                json.dumps(snapshot),
+                px=int(defaults.SUPERVISOR_STATE_TTL_S * 1000),
+            )
+        except (redis.RedisError, OSError):
+            pass  # Redis is down or restarting (perhaps our own private one): the next round writes it
+
+    def close(self) -> None:
+        """Stop the thread and remove this supervisor's key (best effort: Redis may already be gone)."""
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=2 * SOCKET_TIMEOUT_S + 1)
+        snapshot = self._latest
+        try:
+            if snapshot is not None:
+                self._client.delete(state_key(snapshot["host"], snapshot["pid"]))
+        except (redis.RedisError, OSError):
+            pass
+        finally:
+            self._client.close()
+
+
+def read_roles(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every live supervisor's roles, flat, each with ``supervisor`` (``host:pid``), sorted by it and name."""
+    keys = sorted(client.scan_iter(match=defaults.SUPERVISOR_KEY_PREFIX + "*", count=100))
+    roles: list[dict[str, Any]] = []
+    for raw in client.mget(keys) if keys else []:
+        if raw is None:
+            continue  # expired between SCAN and MGET
+        try:
+            snapshot = json.loads(raw)
+            supervisor = f"{snapshot['host']}:{snapshot['pid']}"
+            roles.extend({"supervisor": supervisor, **role} for role in snapshot["roles"])
+        except (ValueError, KeyError, TypeError):
+            continue  # not ours to interpret
+    return roles
