@@ -289,8 +289,9 @@ def up(port: int, no_flower: bool, flower_port: int) -> None:
     """Run the whole system on this machine, supervised: web, workers, beat and Flower."""
     from shared import processes
     from shared.db import upgrade
+    from shared.ports import Port, port_problems
     from shared.rolestate import StatePublisher
-    from shared.supervisor import Port, Role, Supervisor, port_problems
+    from shared.supervisor import Role, Supervisor
 
     settings = _settings()
     instance = settings.ensure_instance_dir().resolve()

@@ -15,7 +15,7 @@ import redis
 
 from shared import defaults
 
-SOCKET_TIMEOUT_S = 1.0
+SOCKET_TIMEOUT_S = defaults.SUPERVISOR_STATE_SOCKET_TIMEOUT_S
 
 
 def state_key(host: str, pid: int) -> str:
@@ -42,16 +42,18 @@ class StatePublisher:
         self._wake.set()
 
     def _loop(self) -> None:
+        wait_s = self._interval_s
         while not self._closed:
-            self._wake.wait(self._interval_s)
+            self._wake.wait(wait_s)
             self._wake.clear()
             if not self._closed:
-                self._write()
+                # Redis down or restarting (perhaps our own private one): try again soon.
+                wait_s = self._interval_s if self._write() else defaults.SUPERVISOR_STATE_RETRY_S
 
-    def _write(self) -> None:
+    def _write(self) -> bool:
         snapshot = self._latest
         if snapshot is None:
-            return
+            return True
         try:
             self._client.set(
                 state_key(snapshot["host"], snapshot["pid"]),
@@ -59,7 +61,8 @@ class StatePublisher:
                 px=int(defaults.SUPERVISOR_STATE_TTL_S * 1000),
             )
         except (redis.RedisError, OSError):
-            pass  # Redis is down or restarting (perhaps our own private one): the next round writes it
+            return False
+        return True
 
     def close(self) -> None:
         """Stop the thread and remove this supervisor's key (best effort: Redis may already be gone)."""

@@ -13,37 +13,15 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from shared import defaults
+from shared.ports import Port
 
 RUNNING, RESTARTING, GAVE_UP, STOPPED = "running", "restarting", "gave-up", "stopped"
-
-
-@dataclass(frozen=True)
-class Port:
-    """A TCP port a role listens on, and how the operator changes it."""
-
-    number: int
-    what: str  # "web", "Flower", "private Redis"
-    change: str  # the flag or variable that picks another one
-    host: str = "127.0.0.1"
-
-    def taken(self) -> bool:
-        """True if something already listens here (bound as the servers bind: with SO_REUSEADDR)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((self.host, self.number))
-            except OSError:
-                return True
-        return False
-
-    def problem(self) -> str:
-        return f"port {self.number} ({self.what}) is already in use on {self.host}: {self.change}"
 
 
 @dataclass(frozen=True)
@@ -77,21 +55,6 @@ class Role:
     stop_last: bool = False
 
 
-def port_problems(ports: Iterable[Port]) -> list[str]:
-    """What stands in the way of binding every one of ``ports``: each taken one, and any given twice."""
-    problems, seen = [], {}
-    for port in ports:
-        if port.number in seen:
-            problems.append(
-                f"port {port.number} is wanted by both {seen[port.number]} and {port.what}: {port.change}"
-            )
-            continue
-        seen[port.number] = port.what
-        if port.taken():
-            problems.append(port.problem())
-    return problems
-
-
 def describe_exit(code: int | None) -> str:
     """``exit 1``, ``killed by SIGKILL``…"""
     if code is None:
@@ -102,6 +65,27 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit {code}"
+
+
+def _group_lives(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies do not count: they hold no port)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True  # no /proc: the signal test above is all there is
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()  # state, ppid, pgrp, …
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _iso(wall: float | None) -> str | None:
@@ -177,16 +161,10 @@ class Supervisor:
         if start:
             self._start(entry)
 
-    def pid(self, name: str) -> int | None:
-        entry = self._find(name)
-        return entry.proc.pid if entry.proc is not None and entry.state == RUNNING else None
-
     def alive(self, name: str) -> bool:
-        entry = self._find(name)
+        """Whether the role's current process runs."""
+        entry = next(entry for entry in self._roles if entry.role.name == name)
         return entry.proc is not None and entry.proc.poll() is None
-
-    def _find(self, name: str) -> _Supervised:
-        return next(entry for entry in self._roles if entry.role.name == name)
 
     # ----- the loop ------------------------------------------------------------------------------
 
@@ -211,18 +189,24 @@ class Supervisor:
             if entry.state == RUNNING and entry.proc is not None and entry.proc.poll() is not None:
                 self._reap_group(entry.proc.pid)
                 self._exited(entry, entry.proc.returncode, describe_exit(entry.proc.returncode), now)
-            if entry.state == RESTARTING and now >= entry.next_start_mono and not self.stop_requested:
+            stopping = self.stop_requested or self._stopping
+            if entry.state == RESTARTING and now >= entry.next_start_mono and not stopping:
                 entry.restarts += 1
                 self._start(entry)
 
     def _start(self, entry: _Supervised) -> None:
+        entry.started_mono = 0.0  # until it runs: a failed start does not count as a healthy run
         taken = [port for port in entry.role.ports if port.taken()]
         if taken:  # a foreign process took the port while the role was down: a failed start
             self._exited(entry, None, taken[0].problem(), time.monotonic())
             return
-        entry.proc = subprocess.Popen(
-            entry.role.argv, env={**os.environ, **entry.role.env}, start_new_session=True
-        )
+        try:
+            entry.proc = subprocess.Popen(
+                entry.role.argv, env={**os.environ, **entry.role.env}, start_new_session=True
+            )
+        except OSError as exc:  # e.g. the program is gone: a failed start like any other
+            self._exited(entry, None, f"could not start: {exc}", time.monotonic())
+            return
         entry.state, entry.since, entry.started_mono = RUNNING, time.time(), time.monotonic()
         if entry.restarts:
             self._log(f"questboard up: {entry.role.name} started again (pid {entry.proc.pid})")
@@ -260,11 +244,10 @@ class Supervisor:
         deadline = time.monotonic() + defaults.SUPERVISOR_REAP_WAIT_S
         try:
             os.killpg(pgid, signal.SIGKILL)
-            while time.monotonic() < deadline:
-                os.killpg(pgid, 0)
-                time.sleep(0.02)
         except (ProcessLookupError, PermissionError):
-            pass  # the group is empty
+            return  # the group is empty
+        while _group_lives(pgid) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     # ----- state ---------------------------------------------------------------------------------
 

@@ -193,6 +193,17 @@ def test_flower_port_comes_from_the_environment_too(tmp_path):
     assert result.returncode != 0 and f"port {inst.flower_port} (Flower)" in result.stderr
 
 
+def test_up_refuses_the_same_port_for_web_and_flower(tmp_path):
+    inst = Installation(tmp_path)
+    argv = [QUESTBOARD, "up", "--port", str(inst.web_port), "--flower-port", str(inst.web_port)]
+    try:
+        result = subprocess.run(argv, env=inst.env, capture_output=True, text=True, timeout=60)
+    finally:
+        inst.close()
+    assert result.returncode != 0
+    assert f"port {inst.web_port} is wanted by both web and Flower" in result.stderr
+
+
 # ----- a role that dies is started again ---------------------------------------------------------------
 
 SERVES = {"worker critical,high": "high"}  # the queue whose job proves a killed role serves again
