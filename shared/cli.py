@@ -288,48 +288,26 @@ def _flower_auth(settings: Settings) -> tuple[str, str]:
 def up(port: int, no_flower: bool, flower_port: int) -> None:
     """Run the whole system on this machine, supervised: web, workers, beat and Flower."""
     from shared import processes
+    from shared.cli_up import up_roles
     from shared.db import upgrade
-    from shared.ports import Port, port_problems
+    from shared.ports import port_problems
     from shared.rolestate import StatePublisher
-    from shared.supervisor import Role, Supervisor
+    from shared.supervisor import Supervisor
 
     settings = _settings()
     instance = settings.ensure_instance_dir().resolve()
-    env = {"QUESTBOARD_INSTANCE_DIR": str(instance)}
-    if not no_flower and not os.environ.get("QUESTBOARD_FLOWER_URL"):
-        env["QUESTBOARD_FLOWER_URL"] = f"http://127.0.0.1:{flower_port}"  # the console's link
-
-    redis_role = None
-    if not processes.redis_answers(settings.redis_url):
-        try:
-            host, redis_port = processes.private_redis_target(settings.redis_url)
-        except processes.RedisUnavailable as exc:
-            raise click.ClickException(str(exc)) from exc
-        change = "nothing there answers as Redis; point REDIS_URL at your Redis or at a free port"
-        redis_role = Role(
-            "redis",
-            processes.private_redis_argv(settings.redis_url, instance / "redis"),
-            ports=(Port(redis_port, "private Redis, from REDIS_URL", change, host),),
-            stop_last=True,
-        )
-    web_role = Role(
-        "web", web_argv("127.0.0.1", port), env, (Port(port, "web", "choose another with --port"),)
-    )
-    roles = [web_role]
+    try:
+        redis_role, roles = up_roles(settings, instance, port, None if no_flower else flower_port)
+    except processes.RedisUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     concurrency = settings.job_concurrency
-    for name, queues in QUEUE_GROUPS.items():
-        roles.append(Role(f"worker {queues}", worker_argv(queues, concurrency, name), env))
-    roles.append(Role("beat", beat_argv(instance), env))
     flower_line = "Flower:   not started (--no-flower)"
     if not no_flower:
-        auth, source = _flower_auth(settings)
-        change = "choose another with --flower-port (or QUESTBOARD_FLOWER_PORT), or run with --no-flower"
-        roles.append(
-            Role("flower", flower_argv(flower_port, auth), env, (Port(flower_port, "Flower", change),))
+        flower_line = (
+            f"Flower:   http://127.0.0.1:{flower_port}  (basic auth from {_flower_auth(settings)[1]})"
         )
-        flower_line = f"Flower:   http://127.0.0.1:{flower_port}  (basic auth from {source})"
 
-    problems = port_problems(port for role in [redis_role, *roles] if role for port in role.ports)
+    problems = port_problems(p for role in [redis_role, *roles] if role for p in role.ports)
     if problems:  # before anything starts
         raise click.ClickException("cannot start: " + "; ".join(problems))
 

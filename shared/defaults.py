@@ -53,3 +53,7 @@ SUPERVISOR_PUBLISH_INTERVAL_S = 2.0
 SUPERVISOR_STATE_TTL_S = 10.0
 SUPERVISOR_STATE_SOCKET_TIMEOUT_S = 1.0
 SUPERVISOR_STATE_RETRY_S = 0.25  # after a failed write (Redis restarting)
+# Which process holds RedBeat's leader lock (written by beat when it takes the lock): `questboard up`
+# releases the lock of a beat that died, so the one it starts again does not wait for it to expire.
+BEAT_LOCK_HOLDER_PREFIX = "questboard:beat-lock-holder:"
+BEAT_LOCK_HOLDER_TTL_S = 30 * 24 * 60 * 60

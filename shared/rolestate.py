@@ -8,6 +8,8 @@ supervisor that was killed disappears when its key expires; one that stops clean
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
 from typing import Any
 
@@ -93,3 +95,34 @@ def read_roles(client: redis.Redis) -> list[dict[str, Any]]:
         except (ValueError, KeyError, TypeError):
             continue  # not ours to interpret
     return roles
+
+
+# Delete the lock only if it still holds the dead beat's token (a standby beat may have taken it since).
+_RELEASE_IF_HELD = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+
+
+def _holder_key(host: str, pid: int) -> str:
+    return f"{defaults.BEAT_LOCK_HOLDER_PREFIX}{host}:{pid}"
+
+
+def record_beat_lock(client: redis.Redis, lock_key: str, token: bytes | str) -> None:
+    """Called by beat once it holds RedBeat's leader lock: note this process as its holder."""
+    value = json.dumps({"lock_key": lock_key, "token": token.decode() if isinstance(token, bytes) else token})
+    client.set(_holder_key(socket.gethostname(), os.getpid()), value, ex=defaults.BEAT_LOCK_HOLDER_TTL_S)
+
+
+def release_beat_lock(redis_url: str, host: str, pid: int) -> bool:
+    """Release the leader lock the dead beat ``host:pid`` held, if it still does. True if released."""
+    client = redis.Redis.from_url(
+        redis_url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
+    )
+    try:
+        raw = client.getdel(_holder_key(host, pid))
+        if raw is None:
+            return False
+        holder = json.loads(raw)
+        return bool(client.eval(_RELEASE_IF_HELD, 1, holder["lock_key"], holder["token"]))
+    finally:
+        client.close()

@@ -45,6 +45,7 @@ class Role:
     """One supervised process: ``name``, ``argv``, extra ``env``, the ``ports`` it binds, its ``policy``.
 
     ``stop_last`` roles (the private Redis) are stopped after the others, so finishing jobs can still ack.
+    ``on_exit(pid)`` runs when the role died unasked, before it is started again (beat: release its lock).
     """
 
     name: str
@@ -53,6 +54,7 @@ class Role:
     ports: tuple[Port, ...] = ()
     policy: RestartPolicy = RestartPolicy()
     stop_last: bool = False
+    on_exit: Callable[[int], None] | None = None
 
 
 def describe_exit(code: int | None) -> str:
@@ -188,11 +190,20 @@ class Supervisor:
         for entry in self._roles:
             if entry.state == RUNNING and entry.proc is not None and entry.proc.poll() is not None:
                 self._reap_group(entry.proc.pid)
+                self._after_exit(entry, entry.proc.pid)
                 self._exited(entry, entry.proc.returncode, describe_exit(entry.proc.returncode), now)
             stopping = self.stop_requested or self._stopping
             if entry.state == RESTARTING and now >= entry.next_start_mono and not stopping:
                 entry.restarts += 1
                 self._start(entry)
+
+    def _after_exit(self, entry: _Supervised, pid: int) -> None:
+        if entry.role.on_exit is None or self.stop_requested or self._stopping:
+            return
+        try:
+            entry.role.on_exit(pid)
+        except Exception as exc:  # a clean-up that failed must not stop supervision
+            self._log(f"questboard up: clean-up after {entry.role.name} failed: {type(exc).__name__}: {exc}")
 
     def _start(self, entry: _Supervised) -> None:
         entry.started_mono = 0.0  # until it runs: a failed start does not count as a healthy run

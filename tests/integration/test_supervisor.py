@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from sqlalchemy import create_engine, text
 
@@ -28,6 +29,7 @@ from shared.testing import ManagedProcess, free_port, questboard_env, wait_for
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 FLOWER_AUTH = ("ops", "s3cret")
 ROLES = ["redis", "web", "worker critical,high", "worker default,low", "beat", "flower"]
+BEAT_LOCK = "redbeat::lock"
 COME_BACK_S = 30.0
 SERVE_AGAIN_S = 60.0
 
@@ -101,6 +103,9 @@ class Installation:
     def run_job(self, queue: str) -> None:
         job_id = self.submit(queue)
         wait_for(lambda: self.status(job_id) == "succeeded", SERVE_AGAIN_S, 0.2, what=f"job on {queue}")
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis(port=self.redis_port, decode_responses=True, socket_timeout=2)
 
     def flower_ok(self) -> bool:
         return requests.get(self.flower_url + "/api/workers", auth=FLOWER_AUTH, timeout=5).status_code == 200
@@ -214,6 +219,8 @@ def test_a_killed_role_comes_back_and_the_installation_serves(installation, name
     inst = installation
     old = inst.roles()[name]
     assert old["state"] == "running" and _parent(old["pid"]) == inst.up.pid
+    if name == "beat":  # the leader lock RedBeat keeps in Redis while beat runs
+        old_lock = wait_for(lambda: inst.redis().get(BEAT_LOCK), 30, 0.2, what="beat holding its lock")
 
     killed = time.monotonic()
     os.kill(old["pid"], signal.SIGKILL)  # the leader only: what it leaves behind is the supervisor's to reap
@@ -227,6 +234,11 @@ def test_a_killed_role_comes_back_and_the_installation_serves(installation, name
     assert _alive(new["pid"]) and _parent(new["pid"]) == inst.up.pid
     assert new["restarts"] == old["restarts"] + 1 and new["last_exit"] == "killed by SIGKILL"
 
+    if name == "beat":  # released for the new beat, which takes it at once (not after 90 s)
+        lock = wait_for(lambda: (v := inst.redis().get(BEAT_LOCK)) != old_lock and v, 15, 0.2, what="lock")
+        assert (
+            lock and f"released the leader lock of the beat that died (pid {old['pid']})" in inst.up.output()
+        )
     wait_for(inst.ready, SERVE_AGAIN_S, 0.2, what="readyz 200 again")
     if name == "flower":
         wait_for(inst.flower_ok, SERVE_AGAIN_S, 0.2, what="Flower answering again")
