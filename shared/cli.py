@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -277,76 +275,82 @@ def _flower_auth(settings: Settings) -> tuple[str, str]:
 
 
 @main.command()
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=int, help="The web's port.")
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
-@click.option("--flower-port", default=FLOWER_PORT, show_default=True, type=int)
+@click.option(
+    "--flower-port",
+    default=FLOWER_PORT,
+    show_default=True,
+    type=int,
+    envvar="QUESTBOARD_FLOWER_PORT",
+    help="Flower's port (or QUESTBOARD_FLOWER_PORT).",
+)
 def up(port: int, no_flower: bool, flower_port: int) -> None:
-    """Run the whole system on this machine: web, workers, beat and Flower."""
+    """Run the whole system on this machine, supervised: web, workers, beat and Flower."""
+    from shared import processes
+    from shared.cli_up import up_roles
     from shared.db import upgrade
-    from shared.processes import Child, RedisUnavailable, private_redis, redis_answers, stop_all
+    from shared.ports import port_problems
+    from shared.rolestate import StatePublisher
+    from shared.supervisor import Supervisor
 
     settings = _settings()
     instance = settings.ensure_instance_dir().resolve()
-    env = {"QUESTBOARD_INSTANCE_DIR": str(instance)}
-    children: list[Child] = []
-
-    if not redis_answers(settings.redis_url):
-        try:
-            children.append(private_redis(settings.redis_url, instance / "redis"))
-        except RedisUnavailable as exc:
-            raise click.ClickException(str(exc)) from exc
-        click.echo(f"started a private redis-server (data in {instance / 'redis'})")
-
-    upgrade(settings.resolved_database_url)
-    settings.resolved_secret_key()
-    click.echo(f"database ready: {_describe_db(settings.resolved_database_url)}")
-
+    try:
+        redis_role, roles = up_roles(settings, instance, port, None if no_flower else flower_port)
+    except processes.RedisUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     concurrency = settings.job_concurrency
-    children.append(Child("web", web_argv("127.0.0.1", port), env))
-    for name, queues in QUEUE_GROUPS.items():
-        children.append(Child(f"worker {queues}", worker_argv(queues, concurrency, name), env))
-    children.append(Child("beat", beat_argv(instance), env))
     flower_line = "Flower:   not started (--no-flower)"
     if not no_flower:
-        auth, source = _flower_auth(settings)
-        children.append(Child("flower", flower_argv(flower_port, auth), env))
-        flower_line = f"Flower:   http://127.0.0.1:{flower_port}  (basic auth from {source})"
-
-    stopping = False
-
-    def _request_stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
-    for child in children:
-        if child.proc is None:
-            child.start()
-    click.echo(
-        "\n".join(
-            [
-                "Questboard is up:",
-                f"Web:      http://127.0.0.1:{port}  (pages, /api, Socket.IO /jobs)",
-                f"API:      http://127.0.0.1:{port}/api/openapi.json",
-                f"Health:   http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/readyz",
-                f"Console:  http://127.0.0.1:{port}/admin  (operators; metrics at /metrics)",
-                flower_line,
-                f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes each)",
-                "Press Ctrl+C to stop.",
-            ]
+        flower_line = (
+            f"Flower:   http://127.0.0.1:{flower_port}  (basic auth from {_flower_auth(settings)[1]})"
         )
-    )
+
+    problems = port_problems(p for role in [redis_role, *roles] if role for p in role.ports)
+    if problems:  # before anything starts
+        raise click.ClickException("cannot start: " + "; ".join(problems))
+
+    supervisor = Supervisor(log=lambda line: click.echo(line, err=True))
+    supervisor.handle_signals()
+    publisher: StatePublisher | None = None
     exit_code = 0
-    while not stopping:
-        dead = [c for c in children if not c.alive()]
-        if dead:
-            click.echo(f"{dead[0].name} exited with {dead[0].proc.returncode}; stopping everything", err=True)
-            exit_code = 1
-            break
-        time.sleep(0.5)
-    click.echo("stopping (running jobs finish first)...")
-    stop_all(children)
+    try:
+        if redis_role is not None:
+            (instance / "redis").mkdir(exist_ok=True)
+            supervisor.add(redis_role)
+            try:
+                processes.wait_redis(settings.redis_url, lambda: supervisor.alive("redis"))
+            except processes.RedisUnavailable as exc:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"started a private redis-server (data in {instance / 'redis'})")
+
+        upgrade(settings.resolved_database_url)
+        settings.resolved_secret_key()
+        click.echo(f"database ready: {_describe_db(settings.resolved_database_url)}")
+        publisher = StatePublisher(settings.redis_url)
+        supervisor.on_change = publisher.publish
+        for role in roles:
+            if not supervisor.stop_requested:
+                supervisor.add(role)
+        click.echo(
+            "\n".join(
+                [
+                    "Questboard is up:",
+                    f"Web:      http://127.0.0.1:{port}  (pages, /api, Socket.IO /jobs)",
+                    f"API:      http://127.0.0.1:{port}/api/openapi.json",
+                    f"Health:   http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/readyz",
+                    f"Console:  http://127.0.0.1:{port}/admin  (operators; metrics at /metrics)",
+                    flower_line,
+                    f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes each)",
+                    "Each role is supervised (started again when it exits); /readyz and /admin show them.",
+                    "Press Ctrl+C to stop.",
+                ]
+            )
+        )
+        exit_code = supervisor.run(before_last=publisher.close)
+    finally:  # also on a failed start: nothing started here outlives `up`
+        supervisor.stop(before_last=publisher.close if publisher else None)
     click.echo("stopped")
     sys.exit(exit_code)
 

@@ -32,3 +32,28 @@ LIST_LIMIT_MAX = 200
 WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
+
+# `questboard up` supervises its roles (shared.supervisor): a role that exits is started again after a
+# backoff that doubles from INITIAL to MAX and falls back to INITIAL once the role has run RESET_AFTER; a
+# role that exits GIVE_UP_EXITS times within GIVE_UP_WINDOW is given up on (the others keep running).
+SUPERVISOR_BACKOFF_INITIAL_S = 0.5
+SUPERVISOR_BACKOFF_MAX_S = 30.0
+SUPERVISOR_BACKOFF_RESET_AFTER_S = 30.0
+SUPERVISOR_GIVE_UP_EXITS = 5
+SUPERVISOR_GIVE_UP_WINDOW_S = 60.0
+SUPERVISOR_POLL_INTERVAL_S = 0.2
+# Seconds a stopping role may take (a warm worker shutdown finishes its running jobs), then SIGKILL.
+SUPERVISOR_STOP_TIMEOUT_S = 60.0
+# Seconds the leftovers of a dead role's process group get to vanish after their SIGKILL.
+SUPERVISOR_REAP_WAIT_S = 1.0
+# The roles' state, written to Redis for /readyz and /admin: refreshed this often and on every change,
+# kept for TTL (an `up` that was killed disappears from the console after it).
+SUPERVISOR_KEY_PREFIX = "questboard:supervisor:"
+SUPERVISOR_PUBLISH_INTERVAL_S = 2.0
+SUPERVISOR_STATE_TTL_S = 10.0
+SUPERVISOR_STATE_SOCKET_TIMEOUT_S = 1.0
+SUPERVISOR_STATE_RETRY_S = 0.25  # after a failed write (Redis restarting)
+# Which process holds RedBeat's leader lock (written by beat when it takes the lock): `questboard up`
+# releases the lock of a beat that died, so the one it starts again does not wait for it to expire.
+BEAT_LOCK_HOLDER_PREFIX = "questboard:beat-lock-holder:"
+BEAT_LOCK_HOLDER_TTL_S = 30 * 24 * 60 * 60

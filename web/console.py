@@ -19,6 +19,7 @@ from shared.errors import ServiceError
 from shared.states import Status
 from web.admin import apply_recurring_action, can_view
 from web.auth import login_required
+from web.health import supervised_roles
 from web.metrics import alerts_now
 from web.services import operations, recurring_tasks, services
 
@@ -102,6 +103,7 @@ def panel_context(failed_type: str | None) -> dict[str, Any]:
         "stats": ops.stats(),
         "queues": queues,
         "workers": workers,
+        "roles": supervised_roles() if not problems else [],
         "job_sections": [(title, ops.jobs_in(statuses)) for title, statuses in JOB_SECTIONS],
         "failed": ops.failed(failed_type),
         "failed_counts": ops.failed_counts(),

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from shared import defaults
 from shared.db import get_engine
+from shared.rolestate import read_roles
 from web.services import services
 
 bp = Blueprint("health", __name__)
@@ -48,12 +49,28 @@ def _check_redis_and_workers() -> tuple[str | None, str | None]:
     return None, None
 
 
+def supervised_roles() -> list[dict[str, Any]]:
+    """The roles every live ``questboard up`` supervises (their state, pid, restarts, last exit), or []."""
+    client = redis.Redis.from_url(
+        services().settings.redis_url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S
+    )
+    try:
+        return read_roles(client)
+    except redis.RedisError:
+        return []
+    finally:
+        client.close()
+
+
 @bp.get("/readyz")
 def readyz() -> Any:
     redis_error, worker_error = _check_redis_and_workers()
     problems = {"database": _check_database(), "redis": redis_error, "workers": worker_error}
     checks = {name: (problem or "ok") for name, problem in problems.items()}
     failed = [name for name, problem in problems.items() if problem]
+    # Detail only: a role that `up` gave up on fails readiness through the checks above (no worker seen),
+    # never by itself.
+    roles = [] if redis_error else supervised_roles()
     if failed:
-        return jsonify({"status": "unavailable", "failed": failed, "checks": checks}), 503
-    return jsonify({"status": "ok", "checks": checks})
+        return jsonify({"status": "unavailable", "failed": failed, "checks": checks, "roles": roles}), 503
+    return jsonify({"status": "ok", "checks": checks, "roles": roles})

@@ -118,10 +118,31 @@ WEBHOOK_RECEIPT = _object(
 
 HEALTH = _object(["status"], {"status": {"type": "string", "enum": ["ok"]}})
 
+SUPERVISED_ROLE = _object(
+    ["supervisor", "name", "state", "pid", "restarts", "last_exit_code"],
+    {
+        "supervisor": {"type": "string", "description": "host:pid of the `questboard up` running it"},
+        "name": {"type": "string", "description": "web, worker <queues>, beat, flower, redis"},
+        "state": {"type": "string", "enum": ["running", "restarting", "gave-up", "stopped"]},
+        "pid": {"type": ["integer", "null"]},
+        "restarts": {"type": "integer", "minimum": 0},
+        "last_exit_code": {"type": ["integer", "null"], "description": "negative: killed by that signal"},
+        "last_exit": NULLABLE_TEXT,
+        "last_exit_at": NULLABLE_TIME,
+        "since": NULLABLE_TIME,
+        "restart_in_s": {"type": "number", "minimum": 0},
+    },
+)
+
 READINESS = _object(
     ["status", "checks"],
     {
         "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "roles": {
+            "type": "array",
+            "items": SUPERVISED_ROLE,
+            "description": "Detail: the roles `questboard up` supervises (empty when none does)",
+        },
         "failed": {"type": "array", "items": {"type": "string", "enum": ["database", "redis", "workers"]}},
         "checks": {
             "type": "object",

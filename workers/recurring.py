@@ -13,10 +13,12 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab, schedule
+from celery.signals import beat_init
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat.schedulers import get_redis
 
 from shared.errors import NotFound
+from shared.rolestate import record_beat_lock
 from shared.serialize import iso
 
 
@@ -127,3 +129,19 @@ class PausableRedBeatScheduler(RedBeatScheduler):
             entry = RedBeatSchedulerEntry.from_key(self.Entry.generate_key(self.app, name), self.app)
             entry.enabled = False
             entry.save()
+
+
+@beat_init.connect
+def note_lock_holder(sender: Any = None, **_kwargs: Any) -> None:
+    """Once RedBeat's own beat_init handler (connected before this one) holds the leader lock, note this
+    process as its holder: `questboard up` then releases the lock at once if this beat dies, instead of
+    the beat it starts again waiting up to ``redbeat_lock_timeout`` for it."""
+    scheduler = getattr(sender, "scheduler", None)
+    lock = getattr(scheduler, "lock", None)
+    token = getattr(getattr(lock, "local", None), "token", None)
+    if scheduler is None or token is None:
+        return
+    try:
+        record_beat_lock(get_redis(scheduler.app), scheduler.lock_key, token)
+    except Exception:  # best effort: without it a restarted beat just waits for the lock
+        pass
