@@ -32,3 +32,11 @@ LIST_LIMIT_MAX = 200
 WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
+
+# The HTTP edge (contract §9): what one request may carry. A larger body is a 413; a JSON document nested
+# deeper, or with a longer number, is a 400, refused before it is parsed.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+JSON_MAX_DEPTH = 64
+JSON_MAX_NUMBER_CHARS = 100
+# Strict-Transport-Security max-age, sent only when the request or QUESTBOARD_BASE_URL is https.
+HSTS_MAX_AGE_S = 365 * 24 * 60 * 60
