@@ -4,6 +4,7 @@ error shape, never a 5xx: over-deep JSON, huge numbers, oversized bodies, malfor
 from __future__ import annotations
 
 import pytest
+import requests
 
 from shared import defaults
 from tests.integration.helpers_app import log_in, submit, wait_finished
@@ -152,3 +153,15 @@ def test_malformed_headers_are_4xx(client, alice, headers):
         assert resp.status_code < 500, (path, resp.status_code)
         if path.startswith("/api/") and resp.status_code >= 400:
             assert resp.get_json()["error"]["code"], path
+
+
+def test_the_real_server_answers_oversized_and_garbage_headers_with_4xx(live_server):
+    huge_cookie = requests.get(f"{live_server}/", headers={"Cookie": "session=" + "x" * 100_000}, timeout=10)
+    assert 400 <= huge_cookie.status_code < 500
+    many = {f"X-Junk-{n}": "y" * 100 for n in range(200)}  # more header fields than gunicorn takes
+    assert 400 <= requests.get(f"{live_server}/api/jobs", headers=many, timeout=10).status_code < 500
+    garbage = requests.get(
+        f"{live_server}/api/jobs", headers={"Authorization": "Bearer \u00e9\u00ff" + "x" * 4000}, timeout=10
+    )
+    assert garbage.status_code == 401 and garbage.json()["error"]["code"] == "unauthorized"
+    assert_secured(garbage, "over gunicorn")
