@@ -57,3 +57,11 @@ SUPERVISOR_STATE_RETRY_S = 0.25  # after a failed write (Redis restarting)
 # releases the lock of a beat that died, so the one it starts again does not wait for it to expire.
 BEAT_LOCK_HOLDER_PREFIX = "questboard:beat-lock-holder:"
 BEAT_LOCK_HOLDER_TTL_S = 30 * 24 * 60 * 60
+
+# The HTTP edge (contract §9): what one request may carry. A larger body is a 413; a JSON document nested
+# deeper, or with a longer number, is a 400, refused before it is parsed.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+JSON_MAX_DEPTH = 64
+JSON_MAX_NUMBER_CHARS = 100
+# Strict-Transport-Security max-age, sent only when the request or QUESTBOARD_BASE_URL is https.
+HSTS_MAX_AGE_S = 365 * 24 * 60 * 60

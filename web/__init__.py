@@ -10,7 +10,9 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared import defaults
 from shared.settings import Settings, get_settings
+from web.edge import BoundedJSONProvider, EdgeRequest, SecurityHeaders
 from web.services import Services
 
 socketio = SocketIO()
@@ -34,11 +36,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_SECURE=secure,
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         WTF_CSRF_TIME_LIMIT=None,  # tied to the session instead of a clock
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=defaults.MAX_REQUEST_BYTES,  # larger: 413
         JSON_SORT_KEYS=False,
         QUESTBOARD_SETTINGS=settings,
     )
     app.config.update(overrides)
+    app.request_class = EdgeRequest
+    app.json = BoundedJSONProvider(app)  # every request.get_json: depth and number limits before parsing
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["questboard"] = Services.build(settings)
 
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     csrf.exempt(imports.api_import)  # bearer token only
     socketio.on_namespace(live.JobsNamespace("/jobs"))
     api.register_error_handlers(app)
+    # Outside the Socket.IO middleware (its polling answers get the headers too), inside ProxyFix.
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, settings.base_url)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         # The client's address (sign-in limits, logs), scheme and host as the proxies saw them.
         n = settings.trusted_proxies

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, g, jsonify, render_template, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from shared import defaults
 from shared.errors import LimitReached, ServiceError
@@ -15,6 +15,7 @@ from shared.jobs import decode_cursor, validation_fields
 from shared.jobtypes import QUEUES
 from shared.states import Status
 from web.auth import api_error, api_user_required
+from web.edge import is_json_path
 from web.openapi import build_spec
 from web.services import services
 
@@ -68,8 +69,11 @@ class ListQuery(BaseModel):
 
 
 def _json_body() -> Any:
-    """The parsed JSON body; a 400 for anything that is not JSON."""
-    data = request.get_json(silent=True, force=True)
+    """The parsed JSON body; a 400 for anything that is not JSON (or nested too deeply, see web.edge)."""
+    try:
+        data = request.get_json(force=True)
+    except BadRequest as exc:
+        raise ServiceError(f"The request body must be valid JSON: {exc.description}") from exc
     if data is None:
         raise ServiceError("The request body must be valid JSON.")
     return data
@@ -142,7 +146,7 @@ def openapi() -> Any:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """JSON errors under /api; pages keep Flask's HTML errors."""
+    """JSON errors under /api, /webhooks, /metrics and the health checks; pages keep Flask's HTML errors."""
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Any:
@@ -154,7 +158,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
-        if not request.path.startswith("/api/"):
+        if not is_json_path(request.path):
             if exc.code == 404:
                 return render_template("404.html"), 404
             return exc

@@ -23,8 +23,13 @@ ERROR_TEXT = {
     404: "No such thing, or it belongs to someone else (its existence is not revealed).",
     409: "Not possible in the job's current state (or another user's job holds its unique key).",
     422: "Invalid input; `fields` names what is wrong.",
+    413: "The body is larger than the server takes (16 MiB).",
     429: "Too many active jobs; try again after `Retry-After` seconds.",
 }
+WEBHOOK_400 = (
+    "A malformed X-Questboard-Timestamp (answered before anything else), a signed body that is not JSON "
+    "within limits, or an X-Questboard-Delivery header that differs from the signed delivery id."
+)
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
 # Ids and names in paths, as the server issues them (job ids are 32 hex digits).
 NAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"}
@@ -73,6 +78,7 @@ def _op(
         op["parameters"] = params
     if body is not None:
         op["requestBody"] = body
+        responses["413"] = _json(ref("Error"), ERROR_TEXT[413])
     if public:
         op["security"] = []
     return op
@@ -282,7 +288,8 @@ WEBHOOK_PARAMS = [
         "X-Questboard-Delivery",
         False,
         {"type": "string", "minLength": 1, "maxLength": 200},
-        "The delivery id (else the body's `id`): a repeat is answered, not processed again.",
+        "Optional, not signed: if sent, it must equal the delivery id, which is the signed body's `id` "
+        "(else the SHA-256 hex of the body); a repeated delivery id is answered, not processed again.",
     ),
 ]
 
@@ -316,9 +323,9 @@ def _public_paths() -> dict[str, Any]:
                     "202": _json(ref("WebhookReceipt"), "Stored; a webhook.process job acts on it"),
                     "200": _json(ref("WebhookReceipt"), "A repeated delivery id: the first delivery"),
                 },
-                (401, 404),
+                (400, 401, 404),
                 params=WEBHOOK_PARAMS,
-                body={"required": False, "content": {"application/json": {"schema": {}}}},
+                body={"required": True, "content": {"application/json": {"schema": {}}}},
                 public=True,
             )
         },
@@ -327,6 +334,8 @@ def _public_paths() -> dict[str, Any]:
 
 def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
     """The whole description; the job-type enum comes from ``registry``."""
+    public = _public_paths()
+    public["/webhooks/{source}"]["post"]["responses"]["400"]["description"] = WEBHOOK_400
     return {
         "openapi": "3.1.0",
         "info": {
@@ -340,5 +349,5 @@ def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
             "schemas": COMPONENTS,
         },
         "security": [{"bearer": []}],
-        "paths": {**_public_paths(), **_jobs_paths(registry), **_admin_paths()},
+        "paths": {**public, **_jobs_paths(registry), **_admin_paths()},
     }

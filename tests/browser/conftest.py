@@ -1,6 +1,9 @@
 """Playwright fixtures: one headless Debian Chromium per session, a fresh context per test.
 
-Playwright never downloads a browser here: it drives the system ``/usr/bin/chromium``.
+Playwright never downloads a browser here: it drives the system ``/usr/bin/chromium``. Every context
+reports Content-Security-Policy violations (the ``securitypolicyviolation`` event and Chromium's own
+console errors); a test whose pages caused one fails, so every browser test checks that the pages work
+under the policy.
 """
 
 from __future__ import annotations
@@ -22,6 +25,25 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SHOTS_DIR = Path("/tmp/qb-shots")
+CSP_REPORTER_JS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.blockedURI || "inline"} on ${e.documentURI}`;
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${where}`);
+}, true);
+"""
+
+
+def is_csp_report(text: str) -> bool:
+    """A console message about a Content-Security-Policy violation (ours or Chromium's)."""
+    return "CSP violation" in text or "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
+def watch_csp(context) -> list[str]:
+    """Collect every CSP violation reported in ``context``'s pages (a list that fills as they happen)."""
+    found: list[str] = []
+    context.add_init_script(CSP_REPORTER_JS)
+    context.on("console", lambda message: found.append(message.text) if is_csp_report(message.text) else None)
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +71,12 @@ def context(browser) -> Iterator[object]:
     """A fresh browser context (own cookies and storage) for every test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
+    violations = watch_csp(context)
     try:
         yield context
     finally:
         context.close()
+    assert violations == [], f"the pages broke their Content-Security-Policy: {violations}"
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
 import pytest
 from sqlalchemy import func, select
 
+from shared import defaults
 from shared.db import get_sessionmaker
 from shared.models import Job, WebhookDelivery
 from shared.system import SYSTEM_EMAIL
@@ -54,6 +56,7 @@ def test_unknown_source_is_404_and_bad_signatures_are_401(client):
         "future timestamp": post(client, body, ts=int(time.time()) + 301),
         "no signature": post(client, body, X_Questboard_Signature=None),
         "no timestamp": post(client, body, X_Questboard_Timestamp=None),
+        "non-ASCII signature": post(client, body, X_Questboard_Signature="sha256=\xe9t\xe9"),
         "body changed": client.post(
             "/webhooks/shop",
             data=b'{"event": "pong"}',
@@ -69,8 +72,8 @@ def test_unknown_source_is_404_and_bad_signatures_are_401(client):
 
 
 def test_valid_delivery_is_accepted_at_once_and_processed_once(client, admin, settings, worker):
-    body = json.dumps({"event": "ping", "data": {"n": 1}}).encode()
-    first = post(client, body, X_Questboard_Delivery="dlv-1")
+    body = json.dumps({"id": "dlv-1", "event": "ping", "data": {"n": 1}}).encode()
+    first = post(client, body, X_Questboard_Delivery="dlv-1")  # the header may repeat the body's id
     assert first.status_code == 202  # CSRF-exempt: no token needed
     receipt = first.get_json()
     assert receipt["delivery_id"] == "dlv-1" and receipt["job_id"]
@@ -80,7 +83,7 @@ def test_valid_delivery_is_accepted_at_once_and_processed_once(client, admin, se
     assert done["result"]["action"] == "pong" and done["result"]["delivery_id"] == "dlv-1"
 
     # The sender retries (new timestamp, same delivery id): same answer, nothing new runs.
-    again = post(client, body, X_Questboard_Delivery="dlv-1")
+    again = post(client, body)
     assert again.status_code == 200 and again.get_json() == receipt
     sessions = get_sessionmaker(settings.resolved_database_url)
     with sessions() as db:
@@ -117,7 +120,7 @@ def test_delivery_id_from_the_body_and_a_repeat_of_it(client):
 
 
 def test_a_user_cannot_run_webhook_processing_through_the_api(client, alice, admin, worker):
-    first = post(client, b'{"event": "ping"}', X_Questboard_Delivery="dlv-x")
+    first = post(client, b'{"event": "ping"}')
     wait_finished(client, admin, first.get_json()["job_id"])
     resp = client.post(
         "/api/jobs", json={"type": "webhook.process", "params": {"delivery": 1}}, headers=alice.headers
@@ -125,3 +128,109 @@ def test_a_user_cannot_run_webhook_processing_through_the_api(client, alice, adm
     assert resp.status_code == 202
     done = wait_finished(client, alice, resp.get_json()["id"])
     assert done["status"] == "failed" and done["error"]["type"] == "PermanentError" and done["attempts"] == 1
+
+
+def counts(settings) -> tuple[int, int, int]:
+    """Stored deliveries, the characters of their bodies, and webhook.process jobs."""
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        rows = db.scalar(select(func.count()).select_from(WebhookDelivery))
+        chars = db.scalar(select(func.coalesce(func.sum(func.length(WebhookDelivery.body)), 0)))
+        jobs = db.scalar(select(func.count()).select_from(Job).where(Job.type == "webhook.process"))
+    return rows, chars, jobs
+
+
+def captured(body: bytes) -> dict[str, str]:
+    """The headers of a request as an eavesdropper saw it (a replay sends them again within 300 s)."""
+    stamp = str(int(time.time()))
+    return {
+        "Content-Type": "application/json",
+        "X-Questboard-Timestamp": stamp,
+        "X-Questboard-Signature": sign(SECRET, stamp, body),
+    }
+
+
+def test_the_delivery_id_comes_only_from_the_signed_body(client, settings):
+    hashed = json.dumps({"event": "order.paid", "n": 7}).encode()
+    first = post(client, hashed)
+    assert first.status_code == 202
+    assert first.get_json()["delivery_id"] == hashlib.sha256(hashed).hexdigest()
+    numbered = post(client, b'{"id": 42, "event": "ping"}', X_Questboard_Delivery="42")
+    assert numbered.status_code == 202 and numbered.get_json()["delivery_id"] == "42"
+
+    # The header is not signed: one that differs from the body's id (or hash) is refused.
+    for body, header in ((hashed, "dlv-new"), (b'{"id": 42, "event": "ping"}', "43"), (hashed, "")):
+        resp = post(client, body, X_Questboard_Delivery=header)
+        assert resp.status_code == 400, header
+        assert (
+            resp.get_json()["error"]["code"] == "bad_request"
+            and "X-Questboard-Delivery" in resp.get_json()["error"]["message"]
+        )
+    assert counts(settings)[0] == 2 and counts(settings)[2] == 2
+
+
+def test_a_captured_request_replayed_with_new_headers_creates_nothing(client, settings):
+    body = json.dumps({"event": "order.paid", "blob": "x" * 2_000_000}).encode()  # 2 MB, no id
+    headers = captured(body)
+    first = client.post("/webhooks/shop", data=body, headers=headers)
+    assert first.status_code == 202
+    stored = counts(settings)
+    assert stored == (1, len(body), 1)
+
+    for n in range(5):
+        replay = client.post(
+            "/webhooks/shop", data=body, headers={**headers, "X-Questboard-Delivery": f"r{n}"}
+        )
+        assert replay.status_code == 400, replay.get_json()
+        same = client.post("/webhooks/shop", data=body, headers=headers)  # the very same request again
+        assert same.status_code == 200 and same.get_json() == first.get_json()
+    assert counts(settings) == stored  # one row, one copy of the body, one job
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["1" + "0" * 400, "soon", "-1700000000", "1700000000.5", "1e9", "", " ", "0x65", "１２３"],
+    ids=["400-zeros", "word", "negative", "float", "exponent", "empty", "blank", "hex", "fullwidth"],
+)
+@pytest.mark.parametrize("source", ["shop", "nope"])
+def test_a_malformed_timestamp_is_400_before_anything_else(client, settings, source, timestamp):
+    resp = client.post(
+        f"/webhooks/{source}",
+        data=b"[" * 1000,
+        headers={
+            "X-Questboard-Timestamp": timestamp.encode("utf-8").decode("latin-1"),
+            "X-Questboard-Signature": "x",
+        },
+    )
+    assert resp.status_code == 400 and resp.is_json
+    assert "X-Questboard-Timestamp" in resp.get_json()["error"]["message"]
+    assert counts(settings) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[" * 100_000,
+        b'{"a": NaN}',
+        b"[1e999999]",
+        b"\xff\xfe",
+        b'{"id": "%s"}' % (b"x" * 201),
+    ],
+    ids=["empty", "text", "100000-brackets", "nan", "huge-number", "not-utf8", "long-id"],
+)
+def test_a_signed_body_that_is_not_json_within_limits_is_400(client, settings, body):
+    resp = client.post("/webhooks/shop", data=body, headers=captured(body))
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_request"
+    assert counts(settings) == (0, 0, 0)
+
+
+def test_the_order_of_the_answers(client, settings):
+    body = b"[" * 100_000  # malformed, but only a signed body is looked at
+    assert post(client, body, source="nope").status_code == 404
+    assert post(client, body, secret="guess").status_code == 401
+    assert post(client, body).status_code == 400
+    big = b" " * (defaults.MAX_REQUEST_BYTES + 1)
+    too_big = post(client, big)
+    assert too_big.status_code == 413 and too_big.get_json()["error"]["code"] == "request_entity_too_large"
+    assert counts(settings) == (0, 0, 0)
