@@ -10,13 +10,15 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from shared import defaults
 from shared.settings import Settings, get_settings
 from web.services import Services
 
 socketio = SocketIO()
 csrf = CSRFProtect()
 
-SESSION_LIFETIME = timedelta(days=14)
+# The cookie lives as long as a server-side session may (shared.sessions ends it earlier when it should).
+SESSION_LIFETIME = timedelta(seconds=defaults.SESSION_LIFETIME_S)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

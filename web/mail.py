@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, g, render_template
 
+from shared import signin_links
+from shared.accounts import normalize_email
 from shared.db import get_sessionmaker
 from shared.mail import visible_outbox
 from web.auth import login_required
@@ -20,6 +22,19 @@ from web.system import system_jobs
 bp = Blueprint("mail", __name__)
 log = logging.getLogger("questboard.web.mail")
 MAIL_JOB = "mail.deliver"
+LOGIN_MAIL_JOB = "login.mail"
+
+
+def request_login_mail(email: str) -> None:
+    """Submit the sign-in form's ``login.mail`` job for a well-formed address (as the system user)."""
+    try:
+        email = normalize_email(email)
+    except ValueError:
+        return  # not an address: nothing to mail, and the same page as for any other
+    try:
+        system_jobs().submit(LOGIN_MAIL_JOB, {"email": email})
+    except Exception:  # the person may ask again; a failed submit must not fail the form
+        log.exception("could not submit login.mail")
 
 
 def init_app(app: Flask) -> None:
@@ -45,7 +60,10 @@ def preview_enabled() -> bool:
 def outbox() -> Any:
     if not preview_enabled():
         abort(404)
-    with get_sessionmaker(services().settings.resolved_database_url)() as db:
+    settings = services().settings
+    with get_sessionmaker(settings.resolved_database_url)() as db:
         mails = visible_outbox(db, g.user)
         db.expunge_all()
+    for mail in mails:  # detached: the rendered link is shown, never written back
+        mail.body = signin_links.render(mail.body, settings.resolved_secret_key())
     return render_template("dev_mail.html", mails=mails, smtp=bool(services().settings.smtp_url))
