@@ -204,7 +204,9 @@ def beat_argv(instance_dir: Path) -> list[str]:
     )
 
 
-def flower_argv(port: int, basic_auth: str, address: str = "127.0.0.1") -> list[str]:
+def flower_argv(port: int, address: str = "127.0.0.1") -> list[str]:
+    """Flower's command line. The credentials are not on it (``ps`` shows it to everyone on the host):
+    Flower reads them from FLOWER_BASIC_AUTH in its environment (``flower_env``)."""
     from shared.processes import python_module
 
     return python_module(  # workers.flower_main: celery's own command, /metrics behind the auth too
@@ -214,8 +216,12 @@ def flower_argv(port: int, basic_auth: str, address: str = "127.0.0.1") -> list[
         "flower",
         f"--port={port}",
         f"--address={address}",
-        f"--basic-auth={basic_auth}",
     )
+
+
+def flower_env(basic_auth: str) -> dict[str, str]:
+    """The environment that gives Flower its basic-auth credentials."""
+    return {"FLOWER_BASIC_AUTH": basic_auth}
 
 
 def _check_queues(queues: str) -> str:
@@ -297,8 +303,8 @@ def flower(port: int, address: str) -> None:
     auth = _settings().flower_basic_auth
     if not usable_basic_auth(auth):
         raise click.ClickException("FLOWER_BASIC_AUTH=user:password is required: Flower never runs open.")
-    argv = flower_argv(port, auth, address)
-    os.execv(argv[0], argv)
+    argv = flower_argv(port, address)
+    os.execve(argv[0], argv, {**os.environ, **flower_env(auth)})
 
 
 # ----- everything ---------------------------------------------------------------------------------
@@ -351,7 +357,7 @@ def up(port: int, no_flower: bool, flower_port: int) -> None:
     flower_line = "Flower:   not started (--no-flower)"
     if not no_flower:
         auth, source = _flower_auth(settings)
-        children.append(Child("flower", flower_argv(flower_port, auth), env))
+        children.append(Child("flower", flower_argv(flower_port), {**env, **flower_env(auth)}))
         flower_line = f"Flower:   http://127.0.0.1:{flower_port}  (basic auth from {source})"
 
     stopping = False
