@@ -18,6 +18,7 @@ import secrets
 
 PLACEHOLDER = re.compile(r"\[\[sign-in:([A-Za-z0-9_-]{16,64})\]\]")
 REMOVED = "[link removed after delivery]"
+NOT_YOURS = "[sign-in link: shown only to its addressee]"
 _CONTEXT = b"questboard sign-in link\x00"
 
 
@@ -38,6 +39,6 @@ def render(body: str, secret_key: str) -> str:
     return PLACEHOLDER.sub(lambda m: link_token(secret_key, m.group(1)), body)
 
 
-def strip(body: str) -> str:
-    """The body with every placeholder replaced by a note (kept after delivery)."""
-    return PLACEHOLDER.sub(REMOVED, body)
+def strip(body: str, note: str = REMOVED) -> str:
+    """The body with every placeholder replaced by ``note`` (kept after delivery)."""
+    return PLACEHOLDER.sub(lambda _: note, body)

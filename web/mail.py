@@ -1,7 +1,8 @@
 """Mail in the web app: every queued mail gets a ``mail.deliver`` job, and ``/dev/mail`` previews the outbox.
 
 ``/dev/mail`` exists in debug (``QUESTBOARD_DEBUG=1``) or while ``SMTP_URL`` is unset, i.e. whenever mail
-may never leave the machine; it needs a session. People see the mail sent to them; admins see all.
+may never leave the machine; it needs a session. People see the mail sent to them; admins see all, but a
+sign-in link is rendered only for its addressee (admins see a note in its place).
 """
 
 from __future__ import annotations
@@ -65,5 +66,8 @@ def outbox() -> Any:
         mails = visible_outbox(db, g.user)
         db.expunge_all()
     for mail in mails:  # detached: the rendered link is shown, never written back
-        mail.body = signin_links.render(mail.body, settings.resolved_secret_key())
+        if mail.to_addr == g.user.email:
+            mail.body = signin_links.render(mail.body, settings.resolved_secret_key())
+        else:  # an admin reading another's mail sees that a link was sent, not one to sign in with
+            mail.body = signin_links.strip(mail.body, signin_links.NOT_YOURS)
     return render_template("dev_mail.html", mails=mails, smtp=bool(services().settings.smtp_url))

@@ -86,7 +86,7 @@ def every_stored_value(settings) -> list[str]:
     return values
 
 
-def test_the_outbox_never_holds_a_usable_link(app, settings, accounts, alice, worker):
+def test_the_outbox_never_holds_a_usable_link(app, settings, accounts, alice, admin, worker):
     assert ask(app.test_client(), alice.user.email).status_code == 200
     wait_for(lambda: outbox_for(settings, alice.user.email), 20, what="the sign-in mail")
     reader = log_in(app.test_client(), accounts, alice.user)  # alice reads her mail at /dev/mail
@@ -95,7 +95,31 @@ def test_the_outbox_never_holds_a_usable_link(app, settings, accounts, alice, wo
     stored = every_stored_value(settings)
     assert stored and not any(token in value for value in stored)
 
+    # An admin sees every mail in the preview, but not a link to sign in as someone else.
+    operator = log_in(app.test_client(), accounts, admin.user).get("/dev/mail").get_data(as_text=True)
+    assert alice.user.email in operator and "shown only to its addressee" in operator
+    assert not LINK.findall(operator)
+
     fresh = app.test_client()
     assert fresh.get(f"/login/{token}").status_code == 302  # the link from the mail still works
     assert fresh.get("/").status_code == 200
     assert app.test_client().get(f"/login/{token}").status_code == 400  # once
+
+
+def test_only_the_sign_in_form_may_mail_sign_in_links(app, settings, alice, bob, worker):
+    """A user who submits login.mail with another's address gets a failed job, and nobody a mail."""
+    answer = app.test_client().post(
+        "/api/jobs", json={"type": "login.mail", "params": {"email": alice.user.email}}, headers=bob.headers
+    )
+    if answer.status_code == 202:  # where internal types are not yet refused at submit
+        job_id = answer.get_json()["id"]
+
+        def finished():
+            job = app.test_client().get(f"/api/jobs/{job_id}", headers=bob.headers).get_json()
+            return job if job["status"] in ("failed", "succeeded") else None
+
+        job = wait_for(finished, 30, what="bob's login.mail job")
+        assert job["status"] == "failed" and job["error"]["type"] == "PermanentError"
+    else:
+        assert answer.status_code == 422
+    assert outbox_for(settings, alice.user.email) == []
