@@ -25,7 +25,7 @@ from shared import defaults
 from shared.db import get_sessionmaker
 from shared.models import ApiToken, UserSession, utcnow
 from shared.settings import Settings
-from shared.testing import questboard_env
+from shared.testing import questboard_env, wait_for
 from tests.security.support import log_in
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")
@@ -241,3 +241,32 @@ def test_an_active_session_is_kept_alive_with_few_writes(app, accounts, settings
         db.commit()
     assert client.get("/").status_code == 200  # still in time: this request renews it
     assert last_seen() > idle_almost + timedelta(seconds=60)
+
+
+def test_a_connection_made_before_sign_out_can_subscribe_to_nothing_after(live_server, accounts, alice):
+    browser = browser_session(live_server, accounts, alice)
+    job = requests.post(
+        live_server + "/api/jobs", json={"type": "diagnostics.probe"}, headers=alice.headers, timeout=10
+    ).json()["id"]
+    errors, updates = [], []
+    sio = socketio.Client(reconnection=False)
+    sio.on("error", errors.append, namespace="/jobs")
+    sio.on("job:update", updates.append, namespace="/jobs")
+    sio.connect(
+        live_server,
+        namespaces=["/jobs"],
+        headers={"Cookie": f"session={browser.cookies['session']}"},
+        transports=["websocket"],
+        wait_timeout=10,
+    )
+    try:
+        sio.call("subscribe", {"job_id": job}, namespace="/jobs", timeout=10)
+        assert [u["id"] for u in updates] == [job]  # while signed in it works
+        csrf = CSRF_FIELD.search(browser.get(live_server + "/", timeout=10).text).group(1)
+        browser.post(live_server + "/logout", data={"csrf_token": csrf}, timeout=10)
+        sio.emit("subscribe", {"job_id": job}, namespace="/jobs")
+        wait_for(lambda: errors and not sio.connected, 10, what="the server to drop the connection")
+        assert errors == [{"code": "unauthorized"}] and len(updates) == 1
+    finally:
+        if sio.connected:
+            sio.disconnect()
