@@ -33,7 +33,7 @@ def request_login_mail(email: str) -> None:
     except ValueError:
         return  # not an address: nothing to mail, and the same page as for any other
     try:
-        system_jobs().submit(LOGIN_MAIL_JOB, {"email": email})
+        system_jobs().submit(LOGIN_MAIL_JOB, {"email": email, "base_url": services().settings.base_url})
     except Exception:  # the person may ask again; a failed submit must not fail the form
         log.exception("could not submit login.mail")
 

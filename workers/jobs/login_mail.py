@@ -35,6 +35,9 @@ class LoginMailParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: str = Field(min_length=3, max_length=320, description="The address typed into the sign-in form.")
+    base_url: str | None = Field(
+        None, max_length=500, description="The web's public URL for the link (default QUESTBOARD_BASE_URL)."
+    )
 
 
 def perform(ctx: JobContext, params: LoginMailParams) -> dict[str, Any]:
@@ -60,7 +63,7 @@ def perform(ctx: JobContext, params: LoginMailParams) -> dict[str, Any]:
             return {"mailed": False}
         placeholder, nonce = new_placeholder()
         add_magic_link(session, user.id, link_token(settings.resolved_secret_key(), nonce))
-        link = settings.base_url.rstrip("/") + MAGIC_LINK_PATH + placeholder
+        link = (params.base_url or settings.base_url).rstrip("/") + MAGIC_LINK_PATH + placeholder
         mail_id = queue_mail(session, user.email, LOGIN_MAIL_SUBJECT, login_mail_body(link)).id
     submit_child(ctx, "mail.deliver", {"outbox_id": mail_id}, MAIL_KEY)
     ctx.progress(100, "Sign-in mail queued")
