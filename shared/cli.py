@@ -97,48 +97,6 @@ def users_login_link(email: str) -> None:
     click.echo(accounts.create_magic_link(user, _settings().base_url))  # type: ignore[attr-defined]
 
 
-def _server_sessions() -> object:
-    from shared.sessions import ServerSessions
-
-    _accounts()  # the schema is up to date
-    return ServerSessions(_settings().resolved_database_url)
-
-
-@users.command("revoke")
-@click.argument("email")
-def users_revoke(email: str) -> None:
-    """End every session and every API token of the user (they must sign in again)."""
-    from shared.sessions import UnknownUser
-
-    try:
-        sessions, tokens = _server_sessions().revoke_user(email)  # type: ignore[attr-defined]
-    except UnknownUser as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"ended {sessions} session(s) and {tokens} API token(s) of {email.strip().lower()}")
-
-
-@users.command("tokens")
-@click.argument("email")
-@click.option("--revoke", "prefix", default=None, metavar="PREFIX", help="End the token with this prefix.")
-def users_tokens(email: str, prefix: str | None) -> None:
-    """List the user's API tokens (prefix, created, last used), or end one with --revoke PREFIX."""
-    store = _server_sessions()
-    try:
-        if prefix is not None:
-            store.revoke_token(email, prefix)  # type: ignore[attr-defined]
-            click.echo(f"ended token {prefix}")
-            return
-        tokens = store.tokens(email)  # type: ignore[attr-defined]
-    except LookupError as exc:  # an unknown address (UnknownUser) or prefix
-        raise click.ClickException(str(exc)) from exc
-    if not tokens:
-        click.echo("no API tokens", err=True)
-    click.echo(f"{'PREFIX':<16}{'CREATED (UTC)':<22}LAST USED (UTC)")
-    for token in tokens:
-        used = token.last_used_at.strftime("%Y-%m-%d %H:%M:%S") if token.last_used_at else "never"
-        click.echo(f"{token.prefix:<16}{token.created_at.strftime('%Y-%m-%d %H:%M:%S'):<22}{used}")
-
-
 # ----- single roles -----------------------------------------------------------------------------
 
 
@@ -406,11 +364,12 @@ def _describe_db(url: str) -> str:
 
 
 def _register_subcommands() -> None:
-    from shared import cli_daemon, cli_operator
+    from shared import cli_daemon, cli_operator, cli_users
 
     main.add_command(cli_operator.jobs)
     main.add_command(cli_operator.queues)
     cli_daemon.register(main, cli_operator.jobs)
+    cli_users.register(users)
 
 
 _register_subcommands()
