@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from shared import defaults
 from shared.db import get_engine, get_sessionmaker
@@ -17,12 +18,14 @@ from shared.models import ApiToken, MagicLink, OutboxMail, User, utcnow
 MAGIC_LINK_PATH = "/login/"
 _USERS = User.__table__
 _TOKENS = ApiToken.__table__
+TOKEN_PREFIX_CHARS = 11  # "qb_" and 8 random characters: tells tokens apart, useless to sign in with
 USER_FOR_TOKEN = (
-    select(*_USERS.c)
+    select(*_USERS.c, _TOKENS.c.id.label("token_row_id"), _TOKENS.c.last_used_at.label("token_last_used_at"))
     .select_from(_USERS.join(_TOKENS, _TOKENS.c.user_id == _USERS.c.id))
     .where(_TOKENS.c.token_hash == bindparam("b_hash"))
     .limit(1)
 )
+TOUCH_TOKEN = update(_TOKENS).where(_TOKENS.c.id == bindparam("b_id")).values(last_used_at=bindparam("b_now"))
 
 
 def hash_token(token: str) -> str:
@@ -35,6 +38,29 @@ def normalize_email(email: str) -> str:
     if not local or "." not in domain or " " in email or len(email) > 320:
         raise ValueError(f"not an email address: {email!r}")
     return email
+
+
+def add_magic_link(session: Session, user_id: int, token: str) -> None:
+    """Add a magic-link row for ``token`` (only its hash) in the caller's transaction."""
+    session.add(
+        MagicLink(
+            user_id=user_id,
+            token_hash=hash_token(token),
+            expires_at=utcnow() + timedelta(seconds=defaults.MAGIC_LINK_TTL_S),
+        )
+    )
+
+
+LOGIN_MAIL_SUBJECT = "Your Questboard sign-in link"
+
+
+def login_mail_body(link: str) -> str:
+    """The text of a sign-in mail carrying ``link``."""
+    return (
+        "Hello,\n\nOpen this link to sign in to Questboard. It works once and expires in "
+        f"{defaults.MAGIC_LINK_TTL_S // 60} minutes:\n\n{link}\n\n"
+        "If you did not ask for it, ignore this mail.\n"
+    )
 
 
 class Accounts:
@@ -87,7 +113,9 @@ class Accounts:
     def issue_api_token(self, user: User) -> str:
         token = "qb_" + secrets.token_urlsafe(32)
         with self._sessions() as session:
-            session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
+            session.add(
+                ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:TOKEN_PREFIX_CHARS])
+            )
             session.commit()
         return token
 
@@ -97,19 +125,22 @@ class Accounts:
         # Every API request asks this: a prebuilt Core SELECT on a pooled connection, no Session.
         with get_engine(self._url).connect() as conn:
             row = conn.execute(USER_FOR_TOKEN, {"b_hash": hash_token(token)}).mappings().first()
-        return None if row is None else User(**row)
+            if row is None:
+                return None
+            fields = dict(row)
+            token_id, used = fields.pop("token_row_id"), fields.pop("token_last_used_at")
+            now = utcnow()
+            # "Last used" for `questboard users tokens`, written at most every TOKEN_TOUCH_INTERVAL_S.
+            if used is None or now - used >= timedelta(seconds=defaults.TOKEN_TOUCH_INTERVAL_S):
+                conn.execute(TOUCH_TOKEN, {"b_id": token_id, "b_now": now})
+                conn.commit()
+        return User(**fields)
 
     def create_magic_link(self, user: User, base_url: str) -> str:
-        """A single-use login URL, valid for ``MAGIC_LINK_TTL_S``."""
+        """A single-use login URL, valid for ``MAGIC_LINK_TTL_S`` (shown once; stored only hashed)."""
         token = secrets.token_urlsafe(32)
         with self._sessions() as session:
-            session.add(
-                MagicLink(
-                    user_id=user.id,
-                    token_hash=hash_token(token),
-                    expires_at=utcnow() + timedelta(seconds=defaults.MAGIC_LINK_TTL_S),
-                )
-            )
+            add_magic_link(session, user.id, token)
             session.commit()
         return base_url.rstrip("/") + MAGIC_LINK_PATH + token
 
@@ -137,17 +168,13 @@ class Accounts:
 
     def queue_login_mail(self, user: User, link: str) -> None:
         """Store the login mail in the outbox (delivery is the mail job's work)."""
-        body = (
-            "Hello,\n\nOpen this link to sign in to Questboard. It works once and expires in "
-            f"{defaults.MAGIC_LINK_TTL_S // 60} minutes:\n\n{link}\n\n"
-            "If you did not ask for it, ignore this mail.\n"
-        )
+        body = login_mail_body(link)
         from shared.system import SYSTEM_EMAIL
 
         if user.email == SYSTEM_EMAIL:
             return  # the system user does not sign in
         with self._sessions() as session:
-            mail = OutboxMail(to_addr=user.email, subject="Your Questboard sign-in link", body=body)
+            mail = OutboxMail(to_addr=user.email, subject=LOGIN_MAIL_SUBJECT, body=body)
             session.add(mail)
             session.commit()
             mail_id = mail.id

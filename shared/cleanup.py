@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from shared import defaults
 from shared.exports import exports_dir
-from shared.models import Job, JobEvent, JobSlot, MagicLink, WebhookDelivery
+from shared.models import Job, JobEvent, JobSlot, MagicLink, UserSession, WebhookDelivery
 from shared.serialize import job_to_dict
 from shared.states import FINISHED, Status
 from shared.transitions import transition
@@ -41,6 +42,17 @@ def _delete_in_batches(session: Session, model: Any, *conditions: Any) -> int:
 def purge_magic_links(session: Session, now: datetime) -> int:
     """Delete expired magic links (spent ones expire too)."""
     return _delete_in_batches(session, MagicLink, MagicLink.expires_at < now)
+
+
+def purge_sessions(session: Session, now: datetime) -> int:
+    """Delete browser sessions that can no longer be used: expired, idle too long, or revoked."""
+    idle_since = now - timedelta(seconds=defaults.SESSION_IDLE_TIMEOUT_S)
+    dead = or_(
+        UserSession.expires_at < now,
+        UserSession.last_seen_at < idle_since,
+        UserSession.revoked_at.is_not(None),
+    )
+    return _delete_in_batches(session, UserSession, dead)
 
 
 def purge_events(session: Session, now: datetime, max_age_s: float) -> int:

@@ -160,7 +160,9 @@ def beat_argv(instance_dir: Path) -> list[str]:
     )
 
 
-def flower_argv(port: int, basic_auth: str, address: str = "127.0.0.1") -> list[str]:
+def flower_argv(port: int, address: str = "127.0.0.1") -> list[str]:
+    """Flower's command line. The credentials are not on it (``ps`` shows it to everyone on the host):
+    Flower reads them from FLOWER_BASIC_AUTH in its environment (``flower_env``)."""
     from shared.processes import python_module
 
     return python_module(  # workers.flower_main: celery's own command, /metrics behind the auth too
@@ -170,8 +172,12 @@ def flower_argv(port: int, basic_auth: str, address: str = "127.0.0.1") -> list[
         "flower",
         f"--port={port}",
         f"--address={address}",
-        f"--basic-auth={basic_auth}",
     )
+
+
+def flower_env(basic_auth: str) -> dict[str, str]:
+    """The environment that gives Flower its basic-auth credentials."""
+    return {"FLOWER_BASIC_AUTH": basic_auth}
 
 
 def _check_queues(queues: str) -> str:
@@ -253,8 +259,8 @@ def flower(port: int, address: str) -> None:
     auth = _settings().flower_basic_auth
     if not usable_basic_auth(auth):
         raise click.ClickException("FLOWER_BASIC_AUTH=user:password is required: Flower never runs open.")
-    argv = flower_argv(port, auth, address)
-    os.execv(argv[0], argv)
+    argv = flower_argv(port, address)
+    os.execve(argv[0], argv, {**os.environ, **flower_env(auth)})
 
 
 # ----- everything ---------------------------------------------------------------------------------
@@ -362,11 +368,12 @@ def _describe_db(url: str) -> str:
 
 
 def _register_subcommands() -> None:
-    from shared import cli_daemon, cli_operator
+    from shared import cli_daemon, cli_operator, cli_users
 
     main.add_command(cli_operator.jobs)
     main.add_command(cli_operator.queues)
     cli_daemon.register(main, cli_operator.jobs)
+    cli_users.register(users)
 
 
 _register_subcommands()

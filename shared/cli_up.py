@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from shared import processes
-from shared.cli import QUEUE_GROUPS, _flower_auth, beat_argv, flower_argv, web_argv, worker_argv
+from shared.cli import QUEUE_GROUPS, _flower_auth, beat_argv, flower_argv, flower_env, web_argv, worker_argv
 from shared.ports import Port
 from shared.rolestate import release_beat_lock
 from shared.settings import Settings
@@ -47,7 +47,7 @@ def up_roles(
     if flower_port is not None:
         auth, _source = _flower_auth(settings)
         ports = (Port(flower_port, "Flower", FLOWER_PORT_CHANGE),)
-        roles.append(Role("flower", flower_argv(flower_port, auth), env, ports))
+        roles.append(Role("flower", flower_argv(flower_port), {**env, **flower_env(auth)}, ports))
     return redis_role, roles
 
 

@@ -5,6 +5,13 @@ USER_JOB_LIMIT = 10
 
 # Magic links and sessions.
 MAGIC_LINK_TTL_S = 15 * 60
+# A browser session (a row of user_sessions) ends this long after sign-in, however active it is ...
+SESSION_LIFETIME_S = 14 * 24 * 60 * 60
+# ... or after this long without a request.
+SESSION_IDLE_TIMEOUT_S = 3 * 24 * 60 * 60
+# A session's / an API token's "last seen" is written at most this often (not once per request).
+SESSION_TOUCH_INTERVAL_S = 60
+TOKEN_TOUCH_INTERVAL_S = 60
 
 # Progress events are kept for this long, then removed by the cleanup.
 EVENT_RETENTION_S = 24 * 60 * 60

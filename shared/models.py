@@ -70,8 +70,26 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex, never the token
+    # The token's first characters, enough to tell tokens apart in `questboard users tokens` (not to use).
+    prefix: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Written at most every TOKEN_TOUCH_INTERVAL_S, not once per request.
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     user: Mapped[User] = relationship()
+
+
+class UserSession(Base):
+    """A browser session: the cookie carries a random id, the database only its SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class MagicLink(Base):

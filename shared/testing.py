@@ -126,17 +126,23 @@ class RedisServer:
     """A private redis-server on a free port (can be stopped and started again on the same port)."""
 
     def __init__(
-        self, base_dir: Path | None = None, port: int | None = None, appendonly: bool = True
+        self,
+        base_dir: Path | None = None,
+        port: int | None = None,
+        appendonly: bool = True,
+        password: str | None = None,
     ) -> None:
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="qb-redis-"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.password = password  # requirepass: clients need it in the URL
         self.process: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
@@ -157,6 +163,8 @@ class RedisServer:
             "--appendfsync",
             "always" if self.appendonly else "no",
         ]
+        if self.password:  # tests only: a private server whose clients must authenticate
+            argv += ["--requirepass", self.password]
         self.process = ManagedProcess(f"redis-{self.port}", argv, dict(os.environ), self.dir)
         self.process.start()
         wait_for(self.ping, 10, what=f"redis-server on port {self.port}")

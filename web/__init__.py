@@ -18,7 +18,8 @@ from web.services import Services
 socketio = SocketIO()
 csrf = CSRFProtect()
 
-SESSION_LIFETIME = timedelta(days=14)
+# The cookie lives as long as a server-side session may (shared.sessions ends it earlier when it should).
+SESSION_LIFETIME = timedelta(seconds=defaults.SESSION_LIFETIME_S)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

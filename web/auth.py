@@ -1,4 +1,9 @@
-"""Who is asking: a bearer token (API, Socket.IO) or the session cookie set by a magic link (pages)."""
+"""Who is asking: a bearer token (API, Socket.IO) or the session cookie set by a magic link (pages).
+
+The cookie is Flask's signed session; it carries a random server-side session id (``SESSION_ID_KEY``),
+and only the ``user_sessions`` row it names says whose it is (shared.sessions): sign-out and
+``questboard users revoke`` end it on the server, so an old copy of the cookie opens nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,23 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, jsonify, redirect, request, session, url_for
+from flask import current_app, g, jsonify, redirect, request, session, url_for
 
 from shared.models import User
+from shared.sessions import ServerSessions
 from web.services import services
 
 F = TypeVar("F", bound=Callable[..., Any])
-SESSION_USER_KEY = "user_id"
+SESSION_ID_KEY = "sid"
+
+
+def server_sessions() -> ServerSessions:
+    """This app's session store (built on first use)."""
+    store = current_app.extensions.get("questboard_sessions")
+    if store is None:
+        url = services().settings.resolved_database_url
+        store = current_app.extensions["questboard_sessions"] = ServerSessions(url)
+    return store
 
 
 def bearer_token() -> str | None:
@@ -28,16 +43,26 @@ def user_from_token(token: str | None) -> User | None:
 
 
 def user_from_session() -> User | None:
-    user_id = session.get(SESSION_USER_KEY)
-    if not isinstance(user_id, int):
+    """The user of the request's session cookie while its server-side session holds."""
+    session_id = session.get(SESSION_ID_KEY)
+    if not isinstance(session_id, str):
         return None
-    return services().accounts.get_user(user_id)
+    return server_sessions().user_for(session_id)
 
 
 def log_in(user: User) -> None:
+    """Start a server-side session for ``user`` and put its id into the cookie."""
     session.clear()  # no fixation: nothing from before the login survives it
-    session[SESSION_USER_KEY] = user.id
+    session[SESSION_ID_KEY] = server_sessions().start(user)
     session.permanent = True
+
+
+def log_out() -> None:
+    """End the request's session on the server and clear the cookie."""
+    session_id = session.get(SESSION_ID_KEY)
+    if isinstance(session_id, str):
+        server_sessions().end(session_id)
+    session.clear()
 
 
 def api_error(status: int, code: str, message: str, **extra: Any) -> Any:

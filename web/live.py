@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from flask import request
-from flask_socketio import Namespace, emit, join_room, leave_room
+from flask import request, session
+from flask_socketio import Namespace, disconnect, emit, join_room, leave_room
 
 from shared.errors import NotFound
 from shared.publisher import ADMIN_ROOM, UPDATE_EVENT, job_room, user_room
-from web.auth import user_from_session, user_from_token
+from web.auth import SESSION_ID_KEY, server_sessions, user_from_session, user_from_token
 from web.services import services
 
 
@@ -20,17 +21,35 @@ class JobsNamespace(Namespace):
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
-        user = user_from_token(token) if isinstance(token, str) else user_from_session()
+        if isinstance(token, str):
+            user, recheck = user_from_token(token), functools.partial(user_from_token, token)
+        else:
+            session_id = session.get(SESSION_ID_KEY)
+            user = user_from_session()
+            recheck = functools.partial(server_sessions().user_for, session_id)
         if user is None:
             raise ConnectionRefusedError("unauthorized")
-        self._users[request.sid] = user
+        self._users[request.sid] = (user, recheck)
 
     def on_disconnect(self, reason: Any = None) -> None:
         self._users.pop(request.sid, None)
 
+    def _user(self) -> Any:
+        """The connection's user while its token or session still holds; a revoked one is disconnected."""
+        entry = self._users.get(request.sid)
+        if entry is None:
+            return None
+        user, recheck = entry
+        if recheck() is None:  # signed out or revoked since the connection was made
+            self._users.pop(request.sid, None)
+            emit("error", {"code": "unauthorized"})
+            disconnect()
+            return None
+        return user
+
     def on_subscribe(self, data: Any) -> None:
         """Join the job's room, then replay its current state at once."""
-        user = self._users.get(request.sid)
+        user = self._user()
         job_id = data.get("job_id") if isinstance(data, dict) else None
         if user is None or not isinstance(job_id, str) or not job_id:
             emit("error", {"job_id": job_id, "code": "not_found"})
@@ -51,7 +70,7 @@ class JobsNamespace(Namespace):
 
     def on_watch(self, data: Any) -> None:
         """``{"scope": "mine"}``: updates of all the caller's jobs; ``"all"``: every job (admins)."""
-        user = self._users.get(request.sid)
+        user = self._user()
         scope = data.get("scope") if isinstance(data, dict) else None
         if user is None:
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from shared.settings import Settings, get_settings
-from workers import logging_signals  # noqa: F401  (JSON logs for workers and beat)
+from workers import inspect_masking, logging_signals  # noqa: F401  (masked inspect replies; JSON logs)
 
 
 def make_celery(settings: Settings) -> Celery:

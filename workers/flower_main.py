@@ -9,6 +9,7 @@ answers ``OK``, nothing more) stays open for container health checks. Prometheus
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -24,8 +25,13 @@ def protect_metrics() -> None:
 
 
 def main() -> None:
+    """Run ``celery flower``; refuses to start unless FLOWER_BASIC_AUTH (read by Flower) is usable."""
     from celery.__main__ import main as celery_main
 
+    from shared.cli import usable_basic_auth
+
+    if not usable_basic_auth(os.environ.get("FLOWER_BASIC_AUTH")):
+        sys.exit("FLOWER_BASIC_AUTH=user:password must be in the environment: Flower never runs open.")
     protect_metrics()
     sys.exit(celery_main())
 

@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from shared.cleanup import apply_retention, purge_events, purge_magic_links, reap_stale_jobs
+from shared import defaults
+from shared.cleanup import apply_retention, purge_events, purge_magic_links, purge_sessions, reap_stale_jobs
 from shared.db import get_sessionmaker
-from shared.models import Job, JobEvent, JobSlot, MagicLink, WebhookDelivery, utcnow
+from shared.models import Job, JobEvent, JobSlot, MagicLink, UserSession, WebhookDelivery, utcnow
 
 
 @pytest.fixture
@@ -50,6 +51,23 @@ def test_magic_links_and_events(settings, alice):
         assert db.scalars(select(MagicLink.token_hash)).all() == ["new"]
         assert purge_events(db, now, 24 * 3600) == 1
         assert db.scalars(select(JobEvent.status)).all() == ["succeeded"]
+
+
+def test_ended_sessions_are_deleted_and_live_ones_kept(settings, alice):
+    now = utcnow()
+    idle = timedelta(seconds=defaults.SESSION_IDLE_TIMEOUT_S + 1)
+    later = now + timedelta(days=1)
+    rows = {
+        "live": dict(last_seen_at=now, expires_at=later),
+        "expired": dict(last_seen_at=now, expires_at=now - timedelta(seconds=1)),
+        "idle": dict(last_seen_at=now - idle, expires_at=later),
+        "signed-out": dict(last_seen_at=now, expires_at=later, revoked_at=now),
+    }
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        db.add_all(UserSession(id_hash=name, user_id=alice.user.id, **v) for name, v in rows.items())
+        db.commit()
+        assert purge_sessions(db, now) == 3
+        assert db.scalars(select(UserSession.id_hash)).all() == ["live"]
 
 
 def test_stale_running_jobs_fail_and_jobs_that_never_started_are_canceled(settings, alice):

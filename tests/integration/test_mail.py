@@ -122,3 +122,30 @@ def test_dev_mail_is_off_when_mail_really_leaves(app, client, accounts, alice):
     app.config["QUESTBOARD_SETTINGS"].debug = False  # the same settings object the services hold
     log_in(client, accounts, alice)
     assert client.get("/dev/mail").status_code == 404
+
+
+def test_a_delivered_sign_in_link_is_in_no_table_and_works_once(
+    client, app, alice, settings, smtp_inbox, worker
+):
+    from sqlalchemy import inspect, text
+
+    from shared.db import get_engine
+
+    resp = client.post("/login", data={"email": alice.user.email, "csrf_token": csrf_token(client, "/login")})
+    assert resp.status_code == 200
+    _, message = wait_for(lambda: smtp_inbox[0].messages, 20, what="the login mail at the SMTP server")[0]
+    [token] = re.findall(r"http://\S+/login/([A-Za-z0-9_-]+)", message)
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        wait_for(lambda: db.scalars(select(OutboxMail.sent_at)).first(), 10, what="sent_at")
+    engine = get_engine(settings.resolved_database_url)
+    with engine.connect() as conn:
+        stored = [
+            str(value)
+            for table in inspect(engine).get_table_names()
+            for row in conn.execute(text(f'SELECT * FROM "{table}"'))
+            for value in row
+        ]
+    assert stored and not any(token in value for value in stored)
+    reader = app.test_client()
+    assert reader.get(f"/login/{token}").status_code == 302 and reader.get("/").status_code == 200
+    assert app.test_client().get(f"/login/{token}").status_code == 400

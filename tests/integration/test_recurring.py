@@ -37,7 +37,11 @@ def test_recurring_task_becomes_a_system_job_that_runs(client, accounts, admin, 
 
     run = wait_for(lambda: jobs_of(settings, "cleanup.magic_links"), 20, what="the cleanup job row")[0]
     done = wait_finished(client, admin, run.id)
-    assert done["status"] == "succeeded" and done["result"] == {"deleted": 1} and done["queue"] == "low"
+    assert (
+        done["status"] == "succeeded"
+        and done["result"] == {"deleted": 1, "sessions_deleted": 0}
+        and done["queue"] == "low"
+    )
     assert accounts.get_user(run.user_id).email == SYSTEM_EMAIL
     with sessions() as db:
         assert db.scalars(select(MagicLink.token_hash)).all() == ["b" * 64]

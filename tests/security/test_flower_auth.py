@@ -73,3 +73,50 @@ def test_every_flower_page_and_api_endpoint_wants_the_password(env, tmp_path):
         assert PASSWORD not in flower.output()
     finally:
         flower.stop(timeout_s=10)
+
+
+REDIS_PASSWORD = "redis-Pa55-1b7e"
+
+
+@pytest.fixture
+def locked_redis(tmp_path):
+    """A private redis-server that wants a password (requirepass)."""
+    from shared.testing import RedisServer
+
+    server = RedisServer(tmp_path / "locked-redis", appendonly=False, password=REDIS_PASSWORD).start()
+    yield server
+    server.stop()
+
+
+def test_no_password_on_flowers_command_line_or_in_its_worker_view(env, tmp_path, locked_redis):
+    from shared.testing import wait_worker_ready, worker_process
+
+    assert REDIS_PASSWORD in locked_redis.url
+    env = {**env, "REDIS_URL": locked_redis.url, "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
+    worker = worker_process(env, tmp_path, queues="low", concurrency=1)
+    worker.start()
+    port = free_port()
+    flower = ManagedProcess("flower", [QUESTBOARD, "flower", "--port", str(port)], env, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_worker_ready(worker, locked_redis.url)
+        flower.start()
+        wait_for(lambda: http_ok(base + "/healthcheck"), 30, what="flower")
+        assert requests.get(base + "/api/workers", timeout=5).status_code == 401  # the auth still holds
+
+        def worker_view() -> str:
+            answer = requests.get(base + "/api/workers?refresh=1", auth=(USER, PASSWORD), timeout=20)
+            assert answer.status_code == 200
+            workers = answer.json()
+            return answer.text if any("conf" in info and "stats" in info for info in workers.values()) else ""
+
+        view = wait_for(worker_view, 60, 0.5, what="the worker's conf and stats in Flower")
+        assert "redbeat_redis_url" in view and "broker_url" in view
+        assert REDIS_PASSWORD not in view, [line for line in view.split(",") if REDIS_PASSWORD in line]
+        assert REDIS_PASSWORD not in flower.output() and PASSWORD not in flower.output()
+        assert REDIS_PASSWORD not in worker.output()
+        cmdline = Path(f"/proc/{flower.pid}/cmdline").read_bytes().decode()
+        assert "flower" in cmdline and PASSWORD not in cmdline and REDIS_PASSWORD not in cmdline
+    finally:
+        flower.stop(timeout_s=10)
+        worker.stop(timeout_s=15)

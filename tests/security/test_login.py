@@ -1,6 +1,7 @@
 """Signing in: magic links are stored hashed, work once, expire after 15 minutes; the form is rate-limited.
 
-Links are asked for through the real form and read from the outbox, as a person reads their mail.
+Links are asked for through the real form (a real worker runs the ``login.mail`` job it submits) and
+read from the outbox as its reader gets them (rendered, as ``/dev/mail`` and SMTP delivery do).
 Expiry is tested by moving ``expires_at`` in the database, not by waiting.
 """
 
@@ -16,7 +17,9 @@ from sqlalchemy import select, text, update
 
 from shared import defaults
 from shared.db import get_sessionmaker
-from shared.models import MagicLink, OutboxMail, utcnow
+from shared.models import Job, MagicLink, OutboxMail, utcnow
+from shared.signin_links import render
+from shared.testing import wait_for
 from tests.security.support import csrf_from
 from web.ratelimit import BAD_LINKS_PER_IP, KEY_PREFIX, LOGIN_PER_EMAIL, LOGIN_PER_IP
 
@@ -28,10 +31,22 @@ def ask_for_link(client, email: str, ip: str = "127.0.0.1"):
     return client.post("/login", data={"email": email, "csrf_token": token}, environ_base={"REMOTE_ADDR": ip})
 
 
-def outbox_tokens(settings) -> list[str]:
+def outbox_tokens(settings, count: int | None = None) -> list[str]:
+    """The sign-in tokens of the outbox's mails as their reader gets them; waits for ``count`` of them."""
+
+    def tokens() -> list[str]:
+        with get_sessionmaker(settings.resolved_database_url)() as db:
+            bodies = [render(b, settings.resolved_secret_key()) for b in db.scalars(select(OutboxMail.body))]
+            return [m.group(1) for body in bodies for m in LINK.finditer(body)]
+
+    if count is not None:
+        wait_for(lambda: len(tokens()) >= count, 30, what=f"{count} sign-in mails in the outbox")
+    return tokens()
+
+
+def login_jobs(settings) -> int:
     with get_sessionmaker(settings.resolved_database_url)() as db:
-        bodies = db.scalars(select(OutboxMail.body).order_by(OutboxMail.id))
-        return [m.group(1) for body in bodies for m in LINK.finditer(body)]
+        return len(list(db.scalars(select(Job.id).where(Job.type == "login.mail"))))
 
 
 def links(settings) -> list[MagicLink]:
@@ -45,10 +60,10 @@ def signed_in(client) -> bool:
     return client.get("/").status_code == 200
 
 
-def test_the_database_keeps_only_the_sha256_of_a_magic_link(app, settings, alice):
+def test_the_database_keeps_only_the_sha256_of_a_magic_link(app, settings, alice, worker):
     client = app.test_client()
     assert ask_for_link(client, "Alice@Example.com ").status_code == 200
-    [token] = outbox_tokens(settings)
+    [token] = outbox_tokens(settings, 1)
     [row] = links(settings)
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
     with get_sessionmaker(settings.resolved_database_url)() as db:
@@ -59,10 +74,10 @@ def test_the_database_keeps_only_the_sha256_of_a_magic_link(app, settings, alice
     assert defaults.MAGIC_LINK_TTL_S == 15 * 60
 
 
-def test_a_link_works_once(app, settings, alice):
+def test_a_link_works_once(app, settings, alice, worker):
     asker = app.test_client()
     ask_for_link(asker, alice.user.email)
-    [token] = outbox_tokens(settings)
+    [token] = outbox_tokens(settings, 1)
     first, second = app.test_client(), app.test_client()
     assert first.get(f"/login/{token}").status_code == 302 and signed_in(first)
     again = second.get(f"/login/{token}")
@@ -97,7 +112,7 @@ def test_a_link_about_to_expire_still_works(app, settings, accounts, alice):
 # ----- rate limits ------------------------------------------------------------------------------------
 
 
-def test_the_form_is_limited_per_address_the_same_for_known_and_unknown_ones(app, settings, alice):
+def test_the_form_is_limited_per_address_the_same_for_known_and_unknown_ones(app, settings, alice, worker):
     assert LOGIN_PER_EMAIL.amount == 5 and LOGIN_PER_EMAIL.get_expiry() == 60
     answers = {}
     for email in (alice.user.email, "nobody@example.com"):
@@ -111,7 +126,8 @@ def test_the_form_is_limited_per_address_the_same_for_known_and_unknown_ones(app
         assert "Too many sign-in attempts" in refused.get_data(as_text=True)
     known, unknown = (answers[e].get_data(as_text=True) for e in (alice.user.email, "nobody@example.com"))
     assert known == unknown  # the page does not tell which address has an account
-    assert len(outbox_tokens(settings)) == LOGIN_PER_EMAIL.amount  # the refused request mailed nothing
+    assert login_jobs(settings) == 2 * LOGIN_PER_EMAIL.amount  # the refused requests submitted nothing
+    assert len(outbox_tokens(settings, LOGIN_PER_EMAIL.amount)) == LOGIN_PER_EMAIL.amount
     assert ask_for_link(app.test_client(), "bob@example.com").status_code == 200  # others may still ask
     keys = redis.Redis.from_url(settings.redis_url, decode_responses=True).keys("*login-rate*")
     assert keys and all(k.startswith(KEY_PREFIX) for k in keys)

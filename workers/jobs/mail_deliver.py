@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import signin_links
 from shared.errors import PermanentError
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.mail import build_message, parse_smtp_url, send_smtp
@@ -51,13 +52,15 @@ def perform(ctx: JobContext, params: DeliverParams) -> dict[str, Any]:
     except ValueError as exc:
         raise PermanentError(str(exc)) from exc
     ctx.progress(10, f"Sending to {mail.to_addr} via {target.host}:{target.port}")
+    # The sign-in link's token exists only in this rendered copy (shared.signin_links).
+    mail.body = signin_links.render(mail.body, settings.resolved_secret_key())
     send_smtp(target, build_message(mail, settings.mail_from))
     with ctx.session() as session:
         stored = session.get(OutboxMail, mail.id)
         if stored is not None:
             stored.sent_at = utcnow()
             # Sign-in links are stored only as hashes: keep no usable copy once the mail is gone.
-            stored.body = SIGN_IN_LINK.sub(r"\1[link removed after delivery]", stored.body)
+            stored.body = SIGN_IN_LINK.sub(r"\1" + signin_links.REMOVED, signin_links.strip(stored.body))
     ctx.progress(100, f"Sent to {mail.to_addr}")
     return {**result, "delivered": True}
 
