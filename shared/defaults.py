@@ -32,3 +32,7 @@ LIST_LIMIT_MAX = 200
 WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
+
+# The offline LLM provider writes a background one sentence at a time and pauses this long (ms) after each,
+# so a character takes about 3 s as with a real model and its progress bar visibly moves.
+OFFLINE_PACE_MS = 300
