@@ -132,9 +132,7 @@ def test_the_readme_tour_from_a_fresh_clone(tmp_path):
         types = json.loads(next(out for cmd, out in outputs.items() if cmd.endswith("$API/job-types")))
         assert "character.generate" in {t["type"] for t in types}
         cancel = json.loads(next(out for cmd, out in outputs.items() if cmd.endswith("/cancel")))
-        assert cancel.get("id") == job_id and "error" not in cancel, (
-            cancel
-        )  # 202: the character was still going
+        assert cancel.get("id") == job_id, cancel  # 202 with the job (a 409 is {"error": ...}): not finished
         api = f"http://{host}/api"
         auth = {"Authorization": f"Bearer {token}"}
         wait_for(
