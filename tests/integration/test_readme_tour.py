@@ -175,6 +175,11 @@ def test_the_readme_tour_from_a_fresh_clone(tmp_path):
         assert not (elsewhere / "instance").exists()
         link = other.stdout.strip().splitlines()[-1]
         assert requests.get(link, allow_redirects=False, timeout=10).status_code == 302, link
+        # No error line or traceback in up's output (recurring runs included).
+        bad = [
+            x for x in up_log.read_text().splitlines() if '"level": "error"' in x or x.startswith("Traceback")
+        ]
+        assert not bad, bad[:5]
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGINT)  # Ctrl+C, as the README says
