@@ -48,8 +48,8 @@ def flower_state(base: str, task_id: str) -> str | None:
     return resp.json().get("state") if resp.status_code == 200 else None
 
 
-def test_flower_shows_each_job_in_its_real_state(client, alice, admin, settings, flower, worker):
-    # Flower switches task events on in the workers it sees (every few seconds): probe until it sees one.
+def warm_up(client, alice, flower) -> list[str]:
+    """Flower switches task events on in the workers it sees (every few seconds): probe until it sees one."""
     warm: list[str] = []
 
     def flower_saw_a_task() -> bool:
@@ -57,6 +57,11 @@ def test_flower_shows_each_job_in_its_real_state(client, alice, admin, settings,
         return any(flower_state(flower, w) == "SUCCESS" for w in warm)
 
     wait_for(flower_saw_a_task, 40, 0.5, what="Flower to see a task")
+    return warm
+
+
+def test_flower_shows_each_job_in_its_real_state(client, alice, admin, settings, flower, worker):
+    warm = warm_up(client, alice, flower)
 
     ok = submit(client, alice, "diagnostics.probe", {"steps": 2})["id"]
     failing = submit(client, alice, "diagnostics.probe", {"fail_always": True})["id"]
@@ -119,3 +124,23 @@ def test_flower_shows_each_job_in_its_real_state(client, alice, admin, settings,
     # Expected outcomes are not worker errors: no ERROR line, no traceback (the job keeps its traceback).
     bad = [x for x in log.splitlines() if '"level": "error"' in x or x.startswith("Traceback")]
     assert not bad, bad
+
+
+def test_a_job_canceled_while_queued_is_revoked_in_flower(client, alice, flower, worker):
+    warm_up(client, alice, flower)
+    busy = [
+        submit(client, alice, "diagnostics.probe", {"steps": 100, "step_ms": 100})["id"] for _ in range(2)
+    ]
+    for job_id in busy:  # both pool processes (concurrency 2) are taken: the next job waits in the queue
+        wait_for(lambda j=job_id: job(client, alice, j)["status"] == "running", 20, what="a busy worker")
+    waiting = submit(client, alice, "diagnostics.probe")["id"]
+    canceled = client.post(f"/api/jobs/{waiting}/cancel", headers=alice.headers)
+    assert canceled.status_code == 202 and canceled.get_json()["status"] == "canceled"
+    for job_id in busy:
+        assert client.post(f"/api/jobs/{job_id}/cancel", headers=alice.headers).status_code == 202
+    # Its message still reaches the worker, which does not run it and reports it REVOKED, not SUCCESS.
+    wait_for(lambda: f"[{waiting}] received" in worker.output(), 20, what="the canceled job's message")
+    for job_id in (waiting, *busy):
+        assert wait_finished(client, alice, job_id)["status"] == "canceled"
+        wait_for(lambda j=job_id: flower_state(flower, j) == "REVOKED", 15, 0.1, what=f"{job_id} REVOKED")
+    assert job(client, alice, waiting)["started_at"] is None
