@@ -19,6 +19,7 @@ before, with the same task id (the job id): Flower shows the latest attempt of e
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
 from celery import Task
@@ -40,6 +41,7 @@ class Outcome(NamedTuple):
 
 
 SKIPPED = Outcome("")
+log = logging.getLogger("questboard.worker")
 
 
 class JobFailed(Exception):
@@ -65,6 +67,9 @@ def report(task: Task, job_id: str, outcome: Outcome) -> Any:
     if status in (Status.RETRYING.value, Status.QUEUED.value, Status.SCHEDULED.value):
         raise Retry(outcome.message or status)  # no ``when``/``sig``: nothing is sent, the row says when
     if status == Status.CANCELED.value:
-        task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+        try:  # Celery has no "revoked" ending a task can raise: the event is what Flower reads
+            task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+        except Exception as exc:  # best effort: the job is canceled either way (the broker is down)
+            log.info("task-revoked event not sent", extra={"job_id": job_id, "error": type(exc).__name__})
         raise Ignore()
     raise Ignore()  # running on another worker, blocked, or gone: this delivery says nothing new
