@@ -32,6 +32,11 @@ result_backend = None
 # running it dies.
 task_acks_late = True
 task_reject_on_worker_lost = True
+# A task that raises (a failed job: FAILURE in Flower) or ends with Retry/Ignore (RETRY/REVOKED) is still
+# acknowledged: its outcome is already committed to the job row (workers.outcomes), so it is never
+# redelivered. Only a lost worker process requeues (task_reject_on_worker_lost). (Celery's default; the
+# newer name of task_acks_on_failure_or_timeout's failure half.)
+task_acks_on_failure = True
 worker_prefetch_multiplier = 1
 
 # Task events (received/started/succeeded: three PUBLISHes per task in the worker's consumer loop) are off

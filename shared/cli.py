@@ -40,6 +40,7 @@ def db_upgrade() -> None:
 
     settings = _settings()
     settings.ensure_instance_dir()
+    _announce_database(settings)
     upgrade(settings.resolved_database_url)
     click.echo("database is up to date")
 
@@ -55,8 +56,17 @@ def _accounts() -> object:
 
     settings = _settings()
     settings.ensure_instance_dir()
+    _announce_database(settings)
     upgrade(settings.resolved_database_url)
     return Accounts(settings.resolved_database_url)
+
+
+def _announce_database(settings: Settings) -> None:
+    """Say on stderr which database this command uses, loudly when it is a new one."""
+    from shared import dbinfo
+
+    url = settings.resolved_database_url
+    click.echo(dbinfo.announcement(url, dbinfo.is_new(url), settings.instance_dir), err=True)
 
 
 @users.command("create")
@@ -330,6 +340,7 @@ def up(port: int, no_flower: bool, flower_port: int) -> None:
             except processes.RedisUnavailable as exc:
                 raise click.ClickException(str(exc)) from exc
             click.echo(f"started a private redis-server (data in {instance / 'redis'})")
+        click.echo(f"Redis:    {_describe_redis(settings.redis_url, own=redis_role is not None)}")
 
         upgrade(settings.resolved_database_url)
         settings.resolved_secret_key()
@@ -359,6 +370,16 @@ def up(port: int, no_flower: bool, flower_port: int) -> None:
         supervisor.stop(before_last=publisher.close if publisher else None)
     click.echo("stopped")
     sys.exit(exit_code)
+
+
+def _describe_redis(url: str, own: bool) -> str:
+    """Which Redis ``up`` uses, password masked: its own private one or the one at REDIS_URL."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    shown = url.replace(f":{password}@", ":***@") if password else url
+    where = "private redis-server started by questboard up" if own else "the one at REDIS_URL"
+    return f"{shown}  ({where})"
 
 
 def _describe_db(url: str) -> str:

@@ -72,3 +72,7 @@ JSON_MAX_DEPTH = 64
 JSON_MAX_NUMBER_CHARS = 100
 # Strict-Transport-Security max-age, sent only when the request or QUESTBOARD_BASE_URL is https.
 HSTS_MAX_AGE_S = 365 * 24 * 60 * 60
+
+# The offline LLM provider writes a background one sentence at a time and pauses this long (ms) after each,
+# so a character takes about 3 s as with a real model and its progress bar visibly moves.
+OFFLINE_PACE_MS = 300

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.characters import ordered_abilities
 from shared.models import Character, Job
 from shared.serialize import iso, job_to_dict
 
@@ -55,7 +56,7 @@ def character_record(c: Character) -> dict[str, Any]:
         "char_class": c.char_class,
         "level": c.level,
         "alignment": c.alignment,
-        "abilities": c.abilities,
+        "abilities": ordered_abilities(c.abilities),
         "background": c.background,
         "created_at": iso(c.created_at),
     }

@@ -12,12 +12,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import defaults
 
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def default_instance_dir() -> Path:
+    """``instance/`` of the checkout Questboard runs from, so every command finds the same one from any
+    directory; ``./instance`` when it is installed as a package (no checkout around it)."""
+    if (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "shared" / "settings.py").is_file():
+        return CHECKOUT / "instance"
+    return Path.cwd() / "instance"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", populate_by_name=True)
 
     instance_dir: Path = Field(
-        default_factory=lambda: Path.cwd() / "instance",
+        default_factory=default_instance_dir,
         validation_alias=AliasChoices("QUESTBOARD_INSTANCE_DIR", "instance_dir"),
     )
     redis_url: str = Field(defaults.REDIS_URL, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
@@ -68,6 +78,14 @@ class Settings(BaseSettings):
     # Seconds to wait for the LLM endpoint to connect and between streamed bytes.
     llm_timeout_s: float = Field(
         60.0, gt=0, validation_alias=AliasChoices("QUESTBOARD_LLM_TIMEOUT_S", "llm_timeout_s")
+    )
+    # The offline provider's pause after each sentence it writes, in milliseconds (about 3 s a character at
+    # the default, like a real model; 0 in tests and benchmarks). Cancel is checked between sentences.
+    offline_pace_ms: int = Field(
+        defaults.OFFLINE_PACE_MS,
+        ge=0,
+        le=60_000,
+        validation_alias=AliasChoices("QUESTBOARD_OFFLINE_PACE_MS", "offline_pace_ms"),
     )
     mail_from: str = Field(
         "Questboard <no-reply@questboard.local>",

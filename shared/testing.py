@@ -200,6 +200,7 @@ def questboard_env(redis_url: str, database_url: str, instance_dir: Path, **extr
         QUESTBOARD_INSTANCE_DIR=str(instance_dir),
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         PYTHONUNBUFFERED="1",
+        QUESTBOARD_OFFLINE_PACE_MS="0",  # the offline provider at full speed; a test may set a pace
     )
     env.update(extra)
     return env

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from shared.characters import ordered_abilities
 from shared.db import get_sessionmaker
 from shared.errors import LimitReached, NotFound, ServiceError
 from shared.models import Character
@@ -164,4 +165,5 @@ def character_page(character_id: str) -> Any:
         if character is None or (character.user_id != g.user.id and not g.user.is_admin):
             abort(404)
         db.expunge(character)
-    return render_template("character.html", character=character)
+    abilities = ordered_abilities(character.abilities)  # STR, DEX, CON, INT, WIS, CHA
+    return render_template("character.html", character=character, abilities=abilities)

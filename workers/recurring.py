@@ -8,7 +8,7 @@ restarts (plain RedBeat would re-enable a static entry from the configuration).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
@@ -36,6 +36,26 @@ def describe_schedule(value: Any) -> str:
                 return f"every {seconds / size:g} {unit}"
         return f"every {seconds:g} s"
     return str(value)
+
+
+def next_run_at(entry: RedBeatSchedulerEntry, now: datetime | None = None) -> datetime | None:
+    """When beat will next send an active entry, from its schedule and its last run; never in the past.
+
+    An interval runs at last run + interval, a crontab at its next time after the last run; an entry that
+    is overdue (beat was down, or has not stored it yet) is due now, and beat runs it once, not once per
+    missed time. Not RedBeat's ``due_at``: that adds the time left *from now* to the last run, so it is
+    early by the time since the last run and drifts between reads.
+    """
+    now = now or datetime.now(UTC)
+    last = entry.last_run_at
+    if last is None:
+        return now
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    remaining = entry.schedule.remaining_estimate(last)  # from now until the next time after ``last``
+    if remaining is None:
+        return None  # no further runs
+    return max(now, now + remaining)
 
 
 class RecurringTasks:
@@ -80,7 +100,7 @@ class RecurringTasks:
 
     @staticmethod
     def _to_dict(entry: RedBeatSchedulerEntry, stored: bool = True) -> dict[str, Any]:
-        due: datetime | None = entry.due_at if entry.enabled else None
+        due = next_run_at(entry) if entry.enabled else None
         return {
             "name": entry.name,
             "schedule": describe_schedule(entry.schedule),

@@ -26,6 +26,7 @@ def run_recurring(job_type: str, params: dict[str, Any] | None = None) -> str:
         "recurring job %s %s",
         job_type,
         "submitted" if created else "still active",
-        extra={"job_id": job["id"], "job_type": job_type, "created": created},
+        # not "created": a LogRecord attribute (its time); overwriting it raises KeyError
+        extra={"job_id": job["id"], "job_type": job_type, "submitted": created},
     )
     return str(job["id"])

@@ -27,6 +27,7 @@ from shared.publisher import SocketIOPublisher
 from shared.settings import Settings, get_settings
 from workers.celery_app import celery_app
 from workers.dispatch import CeleryDispatcher
+from workers.outcomes import SKIPPED, Outcome
 
 log = logging.getLogger("questboard.worker")
 
@@ -79,16 +80,17 @@ class RunContext:
             yield session
 
 
-def run_job(spec: JobType, job_id: str, worker: str) -> None:
-    """Run the job once if this worker wins the claim; record the outcome either way."""
+def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
+    """Run the job once if this worker wins the claim; record the outcome either way and return it (the
+    task reports it to Celery: workers.outcomes)."""
     lc = lifecycle()
     started_at = utcnow()  # taken before the rate-limit check: see shared.ratelimits
     if spec.rate_limit and not _rate_allows(spec, job_id):
-        return
+        return Outcome("queued", message="Rate-limited: sent again later")
     job = lc.claim(job_id, worker, os.getpid(), started_at)
     if job is None:
         log.info("job not claimable, skipped", extra={"job_id": job_id, "job_type": spec.name})
-        return
+        return SKIPPED
     attempt = job.attempts
     ctx = RunContext(job.id, job.user_id, attempt, get_settings())
     try:
@@ -99,8 +101,9 @@ def run_job(spec: JobType, job_id: str, worker: str) -> None:
         with hooks.performing(job.id, spec.name, attempt):
             result: Any = spec.perform(ctx, params)
     except JobCanceled:
-        lc.mark_canceled(job.id, attempt)
+        canceled = lc.mark_canceled(job.id, attempt)
         log.info("job canceled", extra={"job_id": job.id, "job_type": spec.name})
+        return Outcome("canceled") if canceled is not None else SKIPPED
     except Postponed as exc:
         due = utcnow() + timedelta(seconds=exc.delay_s)
         lc.postpone(job.id, attempt, exc.delay_s, f"{exc}; next try at {due:%H:%M:%S} UTC")
@@ -113,6 +116,7 @@ def run_job(spec: JobType, job_id: str, worker: str) -> None:
                 "reason": str(exc),
             },
         )
+        return Outcome("queued", message=str(exc))
     except Exception as exc:  # recorded on the job, with its traceback: never hidden
         outcome = lc.fail_attempt(job.id, attempt, exc, spec.retry)
         log.warning(
@@ -125,6 +129,8 @@ def run_job(spec: JobType, job_id: str, worker: str) -> None:
                 "error": type(exc).__name__,
             },
         )
+        return Outcome(outcome.status, outcome.error, outcome.message) if outcome else SKIPPED
     else:
         final_message = ctx.last_message if ctx.last_percent >= 100 and ctx.last_message else "Done"
-        lc.succeed(job.id, attempt, result, final_message)
+        done = lc.succeed(job.id, attempt, result, final_message)
+        return Outcome("succeeded") if done is not None else SKIPPED

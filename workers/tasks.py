@@ -14,12 +14,14 @@ from workers import (
 )
 from workers.celery_app import celery_app
 from workers.jobs import REGISTRY
+from workers.outcomes import JobFailed, report
 from workers.runtime import run_job
 
 
 def _bind(spec: JobType) -> Callable[..., None]:
     def run(task: Task, job_id: str) -> None:
-        run_job(spec, job_id, task.request.hostname or "worker")
+        outcome = run_job(spec, job_id, task.request.hostname or "worker")
+        report(task, job_id, outcome)  # committed already; the task ends as the job did (Flower's state)
 
     run.__name__ = spec.name.replace(".", "_")
     run.__doc__ = spec.description
@@ -27,6 +29,10 @@ def _bind(spec: JobType) -> Callable[..., None]:
 
 
 TASKS = {
-    name: celery_app.task(name=name, bind=True, ignore_result=True, acks_late=True)(_bind(spec))
+    # throws: a failed job is an expected outcome, logged by Celery at INFO without a traceback (the
+    # job keeps its traceback).
+    name: celery_app.task(name=name, bind=True, ignore_result=True, acks_late=True, throws=(JobFailed,))(
+        _bind(spec)
+    )
     for name, spec in REGISTRY.items()
 }

@@ -122,10 +122,14 @@ def test_magic_link_character_form_live_progress_character_page(
     job = api_job(live_server, alice, job_id)
     assert job["status"] == "succeeded", job
     assert page.url == live_server + job["result"]["url"]
-    assert CHARACTER_PATH.search(page.url).group(1) == str(job["result"]["character_id"])
+    assert CHARACTER_PATH.search(page.url).group(1) == str(job["result"]["id"])
 
     expect(page.locator("#character h1")).to_have_text("Brenna Ashvale")
     expect(page.locator("#character .subtitle")).to_contain_text("Level 7 Dwarf Cleric")
+    # In the D&D order, not the class's priority order the scores were rolled in (a Cleric: WIS first).
+    expect(page.locator("#character .abilities .ability")).to_have_text(
+        ["STR", "DEX", "CON", "INT", "WIS", "CHA"]
+    )
     paragraphs = page.locator("#character .background p")
     assert paragraphs.count() >= 3
     texts = [text.strip() for text in paragraphs.all_inner_texts()]
@@ -146,6 +150,32 @@ def test_magic_link_character_form_live_progress_character_page(
     progress = [event["progress"] for event in events.json()]
     assert progress == sorted(progress), progress
     assert [p for p in progress if p in (25, 75, 100)][:3] == [25, 75, 100], progress
+
+
+def test_an_export_job_offers_a_download_when_it_finishes(
+    page: Page, live_server, accounts, alice, start_worker
+):
+    response = requests.post(
+        live_server + "/api/jobs",
+        json={"type": "report.export", "params": {"kind": "jobs", "format": "csv"}},
+        headers=alice.headers,
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    log_in(page, accounts, alice, live_server)
+    page.goto(f"{live_server}/jobs/{job_id}")
+    expect(page.locator("#job [data-role=status]")).to_have_text("queued")
+    start_worker()  # the page is open: it sees the job finish live
+    expect(page.locator("#job [data-role=status]")).to_have_text("succeeded", timeout=LIVE_TIMEOUT_MS)
+    button = page.locator("#job [data-role=result]")
+    expect(button).to_be_visible()
+    expect(button).to_have_text("Download")
+    expect(button).to_have_attribute("href", f"/jobs/{job_id}/download")
+    assert page.url == f"{live_server}/jobs/{job_id}"  # no redirect into a file download
+    page.reload()  # rendered by the server: one Download button, no "Open result"
+    expect(page.get_by_text("Open result")).to_have_count(0)
+    expect(page.locator("#job [data-role=download]")).to_contain_text("Download CSV")
 
 
 def test_refresh_mid_job_shows_current_progress_at_once(

@@ -147,3 +147,22 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_cli_names_its_database_and_says_when_it_is_new(tmp_path, redis_url):
+    db = tmp_path / "instance" / "questboard.sqlite3"
+    env = questboard_env(redis_url, "", tmp_path / "instance")  # no DATABASE_URL: the instance's SQLite
+    first = run(["users", "create", "me@example.com"], env)
+    assert first.returncode == 0, first.stderr
+    assert f"database sqlite:///{db}" in first.stderr and "NEW" in first.stderr, first.stderr
+    again = run(["users", "login-link", "me@example.com"], env)
+    assert again.returncode == 0 and f"database sqlite:///{db}" in again.stderr and "NEW" not in again.stderr
+    assert again.stdout.strip().splitlines()[-1].startswith("http")  # the link is still the last line
+
+
+def test_up_says_which_redis_it_uses_with_the_password_masked():
+    from shared.cli import _describe_redis
+
+    shown = _describe_redis("redis://:s3cret@10.0.0.5:6380/2", own=False)
+    assert shown == "redis://:***@10.0.0.5:6380/2  (the one at REDIS_URL)"
+    assert "private" in _describe_redis("redis://127.0.0.1:6379/0", own=True)

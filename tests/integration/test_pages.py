@@ -38,3 +38,10 @@ def test_pages_need_a_session(client):
     for path in ("/", "/characters/new", "/jobs/abc"):
         resp = client.get(path)
         assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_an_empty_search_says_so_in_a_sentence(client, accounts, alice):
+    log_in(client, accounts, alice)
+    page = client.get("/search?q=nothing-like-this").get_data(as_text=True)
+    assert "Nothing matches." in page
+    assert '<li class="empty">' not in page and '<p class="empty"' in page  # not "1. Nothing matches"

@@ -24,7 +24,7 @@ def make_character(client, person, name: str, race: str, char_class: str) -> str
     params = {"name": name, "race": race, "char_class": char_class, "level": 4}
     done = wait_finished(client, person, submit(client, person, "character.generate", params)["id"])
     assert done["status"] == "succeeded", done
-    return done["result"]["character_id"]
+    return done["result"]["id"]
 
 
 def test_generated_characters_are_searchable_by_their_owner(client, accounts, alice, bob, admin, worker):

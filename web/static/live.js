@@ -44,8 +44,14 @@
       if (job.status === "succeeded" && job.result && job.result.url) {
         result.href = job.result.url;
         result.hidden = false;
-        // Let the 100% be seen for a moment, then open the result.
-        setTimeout(function () { window.location.assign(job.result.url); }, 600);
+        if (job.result.download_url) {
+          // A file (an export): offer it; downloading is the user's choice, not a redirect.
+          result.textContent = "Download";
+          result.setAttribute("download", "");
+        } else {
+          // Let the 100% be seen for a moment, then open the result.
+          setTimeout(function () { window.location.assign(job.result.url); }, 600);
+        }
       }
     };
     socket.on("connect", function () { socket.emit("subscribe", { job_id: jobId }); });

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
+from shared.characters import ABILITY_ORDER, character_result
+from shared.choices import CaseInsensitive
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import Character
 from workers import followups
@@ -40,7 +42,7 @@ ALIGNMENTS = (
     "Neutral Evil",
     "Chaotic Evil",
 )
-ABILITIES = ("STR", "DEX", "CON", "INT", "WIS", "CHA")
+ABILITIES = ABILITY_ORDER
 # Which abilities each class wants highest, best first.
 CLASS_PRIORITY = {
     "Barbarian": ("STR", "CON", "DEX"),
@@ -57,9 +59,10 @@ CLASS_PRIORITY = {
     "Wizard": ("INT", "CON", "DEX"),
 }
 
-Race = Literal[RACES]  # type: ignore[valid-type]
-CharClass = Literal[CLASSES]  # type: ignore[valid-type]
-Alignment = Literal[ALIGNMENTS]  # type: ignore[valid-type]
+# Matched in any letter case, stored canonical ("halfling" -> "Halfling"): see shared.choices.
+Race = Annotated[Literal[RACES], CaseInsensitive()]  # type: ignore[valid-type]
+CharClass = Annotated[Literal[CLASSES], CaseInsensitive()]  # type: ignore[valid-type]
+Alignment = Annotated[Literal[ALIGNMENTS], CaseInsensitive()]  # type: ignore[valid-type]
 
 
 class CharacterParams(BaseModel):
@@ -87,7 +90,7 @@ def roll_abilities(seed: str, char_class: str) -> dict[str, int]:
     return {ability: rolls[i] for i, ability in enumerate(order)}
 
 
-def perform(ctx: JobContext, params: CharacterParams) -> dict[str, str]:
+def perform(ctx: JobContext, params: CharacterParams) -> dict[str, Any]:
     ctx.progress(0, f"Gathering the details of {params.name}")
     abilities = roll_abilities(ctx.job_id, params.char_class)
     summary = ", ".join(f"{k} {v}" for k, v in abilities.items())
@@ -124,9 +127,10 @@ def perform(ctx: JobContext, params: CharacterParams) -> dict[str, str]:
         session.add(character)
         session.flush()
         character_id = character.id
+        result = character_result(character)  # the job's result is the character (contract §5)
     followups.after_character_saved(ctx, character_id, params.name)  # the chain: index, then notify
     ctx.progress(100, f"{params.name} is ready")
-    return {"character_id": character_id, "url": f"/characters/{character_id}"}
+    return result
 
 
 JOB = JobType(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.choices import CaseInsensitive
 from shared.exports import CONTENT_TYPES, Format, Kind, count_records, export_path, iter_records, write_export
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.settings import get_settings
@@ -17,8 +18,10 @@ PROGRESS_EVERY_ROWS = 200
 class ExportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Kind = Field(description="What to export: your jobs or your characters.")
-    format: Format = Field(description="csv or json.")
+    kind: Annotated[Kind, CaseInsensitive()] = Field(
+        description="What to export: your jobs or your characters."
+    )
+    format: Annotated[Format, CaseInsensitive()] = Field(description="csv or json.")
 
 
 def perform(ctx: JobContext, params: ExportParams) -> dict[str, Any]:

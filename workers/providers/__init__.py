@@ -30,7 +30,7 @@ def get_provider() -> BackgroundProvider:
     if name == "offline":
         from workers.providers.offline import OfflineProvider
 
-        return OfflineProvider()
+        return OfflineProvider(pace_ms=get_settings().offline_pace_ms)
     if name == "openai":
         from workers.providers.openai import OpenAIProvider
 

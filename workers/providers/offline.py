@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
+import time
+from collections.abc import Callable
 
 from workers.providers import CharacterSheet
 
@@ -118,10 +121,36 @@ def _strongest(abilities: dict[str, int]) -> str:
     return names.get(max(abilities, key=lambda k: abilities[k]), "determination")
 
 
-class OfflineProvider:
-    """Writes a readable, varied background from the sheet alone."""
+SENTENCE_END = re.compile(r"(?<=[.!?])(\s+)")
 
-    def write_background(self, sheet: CharacterSheet) -> str:
+
+class OfflineProvider:
+    """Writes a readable, varied background from the sheet alone.
+
+    It streams like a model: one sentence at a time, pausing ``pace_ms`` after each, so the job's progress
+    moves and a cancel (checked by the progress callback between sentences) stops it mid-story.
+    """
+
+    streams = True
+
+    def __init__(self, pace_ms: int = 0) -> None:
+        self.pace_ms = pace_ms
+        self.expected_chars: int | None = None  # the story's length, known once it is composed
+
+    def write_background(self, sheet: CharacterSheet, on_text: Callable[[str], None] | None = None) -> str:
+        """The story; with ``on_text``, each sentence is passed to it as it is "written"."""
+        text = self.compose(sheet)
+        self.expected_chars = len(text)
+        if on_text is not None or self.pace_ms:
+            for piece in _pieces(text):
+                if self.pace_ms:
+                    time.sleep(self.pace_ms / 1000)
+                if on_text is not None:
+                    on_text(piece)
+        return text
+
+    def compose(self, sheet: CharacterSheet) -> str:
+        """The whole story at once (deterministic for a sheet)."""
         seed_src = (
             f"{sheet.seed}|{sheet.name}|{sheet.race}|{sheet.char_class}|{sheet.level}|{sheet.alignment}"
         )
@@ -151,3 +180,9 @@ class OfflineProvider:
         standing = next(text for lvl, text in reversed(STANDING) if sheet.level >= lvl)
         fourth = f"At level {sheet.level}, {sheet.name} has come far from {homeland}. {standing}"
         return "\n\n".join([first, second, third, fourth])
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut after every sentence (the pieces join back to ``text``)."""
+    parts = SENTENCE_END.split(text)
+    return ["".join(parts[i : i + 2]) for i in range(0, len(parts), 2)]

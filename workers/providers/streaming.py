@@ -28,7 +28,8 @@ def write_with_progress(ctx: JobContext, provider: BackgroundProvider, sheet: Ch
             last[0] = now
             so_far = "".join(text)
             span = LAST_PERCENT - FIRST_PERCENT
-            percent = FIRST_PERCENT + min(span, len(so_far) * span // EXPECTED_CHARS)
+            expected = getattr(provider, "expected_chars", None) or EXPECTED_CHARS
+            percent = FIRST_PERCENT + min(span, len(so_far) * span // expected)
             tail = so_far if len(so_far) <= MESSAGE_TAIL_CHARS else "…" + so_far[-MESSAGE_TAIL_CHARS:]
             ctx.progress(percent, f"Writing the story: {tail}")
 

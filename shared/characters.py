@@ -1,0 +1,33 @@
+"""A character as the API and the pages show it: the sheet, abilities in the D&D order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.models import Character
+
+# The order every sheet lists abilities in (a stored dict may come back in another order: JSONB sorts keys).
+ABILITY_ORDER = ("STR", "DEX", "CON", "INT", "WIS", "CHA")
+
+
+def ordered_abilities(abilities: dict[str, Any] | None) -> dict[str, Any]:
+    """``abilities`` as STR, DEX, CON, INT, WIS, CHA (any other key after them, as found)."""
+    abilities = abilities or {}
+    ordered = {name: abilities[name] for name in ABILITY_ORDER if name in abilities}
+    ordered.update({k: v for k, v in abilities.items() if k not in ordered})
+    return ordered
+
+
+def character_result(character: Character) -> dict[str, Any]:
+    """The result of a ``character.generate`` job: the character itself (contract §5)."""
+    return {
+        "id": character.id,
+        "name": character.name,
+        "race": character.race,
+        "char_class": character.char_class,
+        "level": character.level,
+        "alignment": character.alignment,
+        "abilities": ordered_abilities(character.abilities),
+        "background": character.background,
+        "url": f"/characters/{character.id}",
+    }
