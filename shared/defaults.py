@@ -32,3 +32,17 @@ LIST_LIMIT_MAX = 200
 WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
+
+# Isolation and limits (docs/operations.md, "Isolation and limits").
+# Jobs a user may have waiting (scheduled, queued, blocked, retrying), batch-import children included.
+USER_QUEUED_LIMIT = 1000
+# delay_seconds and run_at reach at most this far ahead (seconds).
+MAX_SCHEDULE_AHEAD_S = 366 * 24 * 3600
+# A job type's time limit when it does not declare one (seconds per attempt).
+JOB_TIME_LIMIT_S = 300
+# Celery's soft limit raises in the body at the time limit; the hard limit ends the pool process this
+# many seconds later if the body did not stop (a C call ignores the soft one).
+TIME_LIMIT_HARD_GRACE_S = 1.5
+# The maintenance loop ends a body still running this long past its hard limit (a pool without Celery's
+# time limits, or a missed kill).
+TIME_LIMIT_ENFORCE_GRACE_S = 1.5

@@ -16,7 +16,9 @@ def test_critical_job_overtakes_a_low_backlog(stack):
     stack.start_worker("critical,high", concurrency=1, name="urgent")
     stack.start_worker("default,low", concurrency=1, name="bulk")
     backlog = [stack.submit("diagnostics.probe", {"step_ms": 20}, queue="low") for _ in range(300)]
-    critical = stack.submit("diagnostics.probe", queue="critical")
+    critical = stack.submit(
+        "diagnostics.probe", queue="critical", system=True
+    )  # above its own: system/admins
     done = stack.wait_status(critical, "succeeded", 30)
     still_waiting = sum(j.status == "queued" for j in stack.jobs(backlog))
     assert still_waiting > 200, f"critical job finished only after the backlog drained ({still_waiting} left)"
