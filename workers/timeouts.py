@@ -58,8 +58,16 @@ def record_time_limit(lifecycle: Lifecycle, job: Job) -> Job | None:
 def enforce(lifecycle: Lifecycle, jobs: list[Job]) -> None:
     """End running jobs (of this worker) well past Celery's hard limit, recording them first."""
     extra = defaults.TIME_LIMIT_HARD_GRACE_S + defaults.TIME_LIMIT_ENFORCE_GRACE_S
+    newest: dict[int, Job] = {}
+    for job in jobs:  # a process that moved on to another job keeps running that one
+        if job.worker_pid and job.started_at:
+            seen = newest.get(job.worker_pid)
+            if seen is None or (seen.started_at and job.started_at > seen.started_at):
+                newest[job.worker_pid] = job
     for job in jobs:
-        if job.worker_pid and past_limit(job, extra) and record_time_limit(lifecycle, job) is not None:
+        if not job.worker_pid or not past_limit(job, extra):
+            continue
+        if record_time_limit(lifecycle, job) is not None and newest.get(job.worker_pid) is job:
             try:
                 os.kill(job.worker_pid, signal.SIGKILL)  # the pool starts a fresh process
             except ProcessLookupError:
