@@ -114,7 +114,8 @@ def test_paused_queue_is_not_consumed_even_after_a_worker_restart(stack):
     held = stack.submit("diagnostics.probe")
     worker.stop()
     restarted = stack.start_worker("default", concurrency=1, name="pausable2")
-    probe = stack.submit("diagnostics.probe", queue="high")  # a queue it does not consume: just a clock
+    # A queue it does not consume (above the probe's own: the system's path): just a clock.
+    probe = stack.submit("diagnostics.probe", queue="high", system=True)
     assert restarted.alive()
     wait_for(lambda: stack.redis.client().llen("default") >= 1, 5, what="the job to wait in Redis")
     assert stack.job(held).status == "queued" and probe
