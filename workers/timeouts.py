@@ -25,6 +25,7 @@ log = logging.getLogger("questboard.maintenance")
 
 
 def spec_of(job: Job) -> JobType | None:
+    """The job's type in this worker's registry (its time limit with QUESTBOARD_TIME_LIMITS applied)."""
     from workers.jobs import REGISTRY
 
     return REGISTRY.get(job.type)
