@@ -241,6 +241,7 @@ class Stack:
             self.instance,
             SECRET_KEY=SECRET,
             QUESTBOARD_USER_JOB_LIMIT=BIG_LIMIT,
+            QUESTBOARD_USER_QUEUED_LIMIT=BIG_LIMIT,
             **{"QUESTBOARD_OFFLINE_PACE_MS": "0", **extra},  # benchmarks measure the platform, not a pace
         )
 

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             SocketIOPublisher(redis_srv.url),
             CeleryDispatcher(h.questboard_celery(redis_srv.url)),
             user_job_limit=10**9,
+            user_queued_limit=10**9,
         )
         sessions = get_sessionmaker(db_url)
 

@@ -65,7 +65,7 @@ def jobs_types(markdown: bool) -> None:
     from workers.catalog import render_markdown, render_text
     from workers.jobs import build_registry
 
-    registry = build_registry(get_settings().job_modules)
+    registry = build_registry(get_settings().job_modules, get_settings().time_limits)
     click.echo(render_markdown(registry) if markdown else render_text(registry), nl=False)
 
 

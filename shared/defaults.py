@@ -76,3 +76,17 @@ HSTS_MAX_AGE_S = 365 * 24 * 60 * 60
 # The offline LLM provider writes a background one sentence at a time and pauses this long (ms) after each,
 # so a character takes about 3 s as with a real model and its progress bar visibly moves.
 OFFLINE_PACE_MS = 300
+
+# Isolation and limits (docs/operations.md, "Isolation and limits").
+# Jobs a user may have waiting (scheduled, queued, blocked, retrying), batch-import children included.
+USER_QUEUED_LIMIT = 1000
+# delay_seconds and run_at reach at most this far ahead (seconds).
+MAX_SCHEDULE_AHEAD_S = 366 * 24 * 3600
+# A job type's time limit when it does not declare one (seconds per attempt).
+JOB_TIME_LIMIT_S = 300
+# Celery's soft limit raises in the body at the time limit; the hard limit ends the pool process this
+# many seconds later if the body did not stop (a C call ignores the soft one).
+TIME_LIMIT_HARD_GRACE_S = 1.5
+# The maintenance loop ends a body still running this long past its hard limit (a pool without Celery's
+# time limits, or a missed kill).
+TIME_LIMIT_ENFORCE_GRACE_S = 1.5

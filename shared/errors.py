@@ -33,6 +33,10 @@ class Postponed(JobError):  # noqa: N818 - it is an outcome, not a failure
         self.delay_s = max(0.0, float(delay_s))
 
 
+class TimeLimitExceeded(JobError):  # noqa: N818 - the name users see on the attempt
+    """The attempt ran past its type's ``time_limit_seconds`` and was stopped; retried by the policy."""
+
+
 class JobCanceled(JobError):  # noqa: N818 - it is an outcome, not a failure
     """Raised inside a job body at a progress point once somebody asked to cancel the job."""
 
@@ -58,6 +62,11 @@ class ServiceError(Exception):
 class NotFound(ServiceError):  # noqa: N818
     http_status = 404
     code = "not_found"
+
+
+class Forbidden(ServiceError):  # noqa: N818
+    http_status = 403
+    code = "forbidden"
 
 
 class InvalidRequest(ServiceError):

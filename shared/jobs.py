@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,11 +13,11 @@ from pydantic import ValidationError
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import defaults, hooks
+from shared import defaults, hooks, submitrules
 from shared.db import get_sessionmaker, write_gate
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
-from shared.jobtypes import QUEUES, JobType
+from shared.jobtypes import JobType
 from shared.models import Job, JobEvent, User, new_id, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
@@ -78,12 +78,14 @@ class JobService:
         publisher: Publisher,
         dispatcher: Dispatcher,
         user_job_limit: int = defaults.USER_JOB_LIMIT,
+        user_queued_limit: int = defaults.USER_QUEUED_LIMIT,
     ) -> None:
         self._sessions = get_sessionmaker(database_url)
         self.registry = registry
         self.publisher = publisher
         self.dispatcher = dispatcher
         self.user_job_limit = user_job_limit
+        self.user_queued_limit = user_queued_limit
         # SQLite has one write lock per database, and a writer that finds it taken sleeps in SQLite's busy
         # handler (1, 2, 5, 10 ms ...). Submits queue on the host's write gate instead (shared.db): p99 of
         # POST /api/jobs at 16 connections went from 1.5 s to 0.13 s (BENCHMARKS.md, P2).
@@ -167,14 +169,15 @@ class JobService:
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
         parent_id: str | None = None,
+        system: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Create the job (committed before any message is sent). Returns (job, created).
 
-        Children of a fan-out (``parent_id``) do not count against the user's active-job limit.
+        Children of a fan-out (``parent_id``) do not count against the user's active-job limit, but do
+        count against the cap on waiting jobs. ``system=True`` is the system's own path (it may submit
+        internal types and use any queue); requests of people never set it (``shared.submitrules``).
         """
-        spec = self.registry.get(job_type)
-        if spec is None:
-            raise InvalidRequest(f"Unknown job type {job_type!r}.", {"type": "unknown job type"})
+        spec = submitrules.job_type_for(self.registry, job_type, user, system)
         try:
             model = spec.validate_params(params or {})
         except ValidationError as exc:
@@ -182,16 +185,11 @@ class JobService:
         clean = model.model_dump(mode="json")
         unique_key = spec.unique_by(model) if spec.unique_by else None
         concurrency_key = spec.concurrency.key(model, user.id) if spec.concurrency else None
-        queue = queue or spec.queue
-        if queue not in QUEUES:
-            raise InvalidRequest(f"Unknown queue {queue!r}.", {"queue": f"one of {', '.join(QUEUES)}"})
-        if delay_seconds is not None and run_at is not None:
-            raise InvalidRequest("Give delay_seconds or run_at, not both.", {"run_at": "conflicts"})
+        queue = submitrules.queue_for(spec, queue, user, system)
         now = utcnow()
-        due = run_at if run_at is not None else None
-        if delay_seconds:
-            due = now + timedelta(seconds=delay_seconds)
+        due = submitrules.due_time(now, delay_seconds, run_at)
         scheduled = due is not None and due > now
+        cost = submitrules.waiting_cost(spec, model)
 
         with write_gate(self._url), self._sessions() as session:
             # Prebuilt Core statements on the session's connection (no unit of work): a third of the
@@ -208,12 +206,10 @@ class JobService:
                     session.rollback()
                     return job_to_dict(existing), False
             if unique_key is not None:
-                existing = self._active_unique(session, spec.name, unique_key)
+                # Unique per owner: another user's job never blocks (or reveals) this one.
+                existing = self._active_unique(session, user.id, spec.name, unique_key)
                 if existing is not None:
                     session.rollback()
-                    if existing.user_id != user.id and not user.is_admin:
-                        # Someone else's job holds the key: say so without showing it.
-                        raise Conflict(f"A {spec.name} job for this record is already active.")
                     return job_to_dict(existing), False
             active = 0 if parent_id else conn.execute(COUNT_ACTIVE, {"b_user": user.id}).scalar_one()
             if active >= self.user_job_limit:
@@ -221,6 +217,15 @@ class JobService:
                 raise LimitReached(
                     f"You already have {active} active jobs (the limit is {self.user_job_limit}). "
                     "Wait for one to finish or cancel one, then try again.",
+                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                )
+            waiting = (
+                0 if system else conn.execute(submitrules.COUNT_WAITING, {"b_user": user.id}).scalar_one()
+            )
+            if waiting + cost > self.user_queued_limit:
+                session.rollback()
+                raise LimitReached(
+                    submitrules.queued_limit_message(waiting, cost, self.user_queued_limit),
                     retry_after_s=LIMIT_RETRY_AFTER_S,
                 )
             status = Status.SCHEDULED if scheduled else Status.QUEUED
@@ -272,9 +277,10 @@ class JobService:
         return safe_send(self._sessions, self.dispatcher, job)
 
     @staticmethod
-    def _active_unique(session: Session, job_type: str, unique_key: str) -> Job | None:
+    def _active_unique(session: Session, user_id: int, job_type: str, unique_key: str) -> Job | None:
         return session.scalars(
             select(Job).where(
+                Job.user_id == user_id,
                 Job.type == job_type,
                 Job.unique_key == unique_key,
                 Job.status.in_([s.value for s in ACTIVE]),

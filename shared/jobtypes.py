@@ -16,7 +16,12 @@ from pydantic import BaseModel, ValidationError
 from shared import defaults
 from shared.errors import PermanentError, TransientError
 
-QUEUES: tuple[str, ...] = ("critical", "high", "default", "low")
+QUEUES: tuple[str, ...] = ("critical", "high", "default", "low")  # highest first
+
+
+def queue_rank(queue: str) -> int:
+    """0 for the highest queue (``critical``); larger is lower."""
+    return QUEUES.index(queue)
 
 
 class JobContext(Protocol):
@@ -97,6 +102,15 @@ class JobType:
     concurrency: ConcurrencyLimit | None = None
     # At most N starts per period across all workers, in the ``limits`` syntax: "60 per minute".
     rate_limit: str | None = None
+    # Submitted by the system for itself (mail delivery, webhook processing, cleanups, ...): hidden from
+    # normal users, who are refused it like an unknown type; admins and the system's own path may submit it.
+    internal: bool = False
+    # Seconds one attempt may run; past it the attempt is stopped and fails with ``TimeLimitExceeded``.
+    # ``QUESTBOARD_TIME_LIMITS`` overrides it per installation.
+    time_limit_seconds: int = defaults.JOB_TIME_LIMIT_S
+    # How many jobs a job of this type will submit as its children (a fan-out), counted up front against
+    # the owner's cap on waiting jobs, so a batch that cannot fit is refused before it starts.
+    fan_out: Callable[[Any], int] | None = None
 
     def validate_params(self, raw: dict[str, Any]) -> BaseModel:
         return self.params.model_validate(raw)
@@ -112,4 +126,6 @@ class JobType:
             "unique": self.unique_by is not None,
             "concurrency_limit": self.concurrency.limit if self.concurrency else None,
             "rate_limit": self.rate_limit,
+            "internal": self.internal,
+            "time_limit_seconds": self.time_limit_seconds,
         }

@@ -38,6 +38,16 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=AliasChoices("QUESTBOARD_USER_JOB_LIMIT", "user_job_limit"),
     )
+    # Jobs one user may have waiting (scheduled, queued, blocked, retrying), batch-import rows included.
+    user_queued_limit: int = Field(
+        defaults.USER_QUEUED_LIMIT,
+        ge=1,
+        validation_alias=AliasChoices("QUESTBOARD_USER_QUEUED_LIMIT", "user_queued_limit"),
+    )
+    # Per-installation time limits, ``type:seconds[,type:seconds…]`` (shared.timelimits).
+    time_limits: str | None = Field(
+        None, validation_alias=AliasChoices("QUESTBOARD_TIME_LIMITS", "time_limits")
+    )
     job_concurrency: int = Field(2, ge=1, validation_alias=AliasChoices("JOB_CONCURRENCY", "job_concurrency"))
     flower_basic_auth: str | None = Field(
         None, validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "flower_basic_auth")
@@ -108,6 +118,14 @@ class Settings(BaseSettings):
     secure_cookies: bool | None = Field(
         None, validation_alias=AliasChoices("QUESTBOARD_SECURE_COOKIES", "secure_cookies")
     )
+
+    @field_validator("time_limits")
+    @classmethod
+    def _check_time_limits(cls, value: str | None) -> str | None:
+        from shared.timelimits import parse_time_limits
+
+        parse_time_limits(value)  # TimeLimitsError (a ValueError) names the bad item
+        return value
 
     @field_validator("llm_rate_limit")
     @classmethod

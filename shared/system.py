@@ -4,7 +4,8 @@ Webhook processing, login mails and recurring cleanups are jobs like any other, 
 They belong to ``system@questboard.local``, created on demand. Admins see its jobs like everyone's; the
 system user never logs in (nothing mails it a link it could read).
 
-Its submissions do not share the per-user active-job limit meant for people: a burst of webhooks must
+Its submissions may name internal job types (``system=True``) and do not share the per-user limits on
+active and waiting jobs meant for people: a burst of webhooks must
 not be refused because ten cleanups are queued. ``SYSTEM_JOB_LIMIT`` is the safety net instead.
 """
 
@@ -37,7 +38,14 @@ class SystemJobs:
         dispatcher: Dispatcher,
     ) -> None:
         self.accounts = Accounts(database_url)
-        self.jobs = JobService(database_url, registry, publisher, dispatcher, user_job_limit=SYSTEM_JOB_LIMIT)
+        self.jobs = JobService(
+            database_url,
+            registry,
+            publisher,
+            dispatcher,
+            user_job_limit=SYSTEM_JOB_LIMIT,
+            user_queued_limit=SYSTEM_JOB_LIMIT,
+        )
         self._user: User | None = None
 
     def user(self) -> User:
@@ -54,5 +62,10 @@ class SystemJobs:
         idempotency_key: str | None = None,
         run_at: datetime | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Submit a job owned by the system user; returns (job, created) like ``JobService.submit``."""
-        return self.jobs.submit(self.user(), job_type, params, idempotency_key=idempotency_key, run_at=run_at)
+        """Submit a job owned by the system user; returns (job, created) like ``JobService.submit``.
+
+        This is the system's own path: internal types are allowed here (and only here, besides admins).
+        """
+        return self.jobs.submit(
+            self.user(), job_type, params, idempotency_key=idempotency_key, run_at=run_at, system=True
+        )

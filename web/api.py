@@ -21,8 +21,6 @@ from web.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-MAX_DELAY_S = 366 * 24 * 3600
-
 
 def in_utc(value: datetime) -> datetime:
     """``value`` in UTC (a time without a zone is taken as UTC); ValueError if that is not in years 1-9999."""
@@ -38,7 +36,7 @@ class SubmitJob(BaseModel):
     type: str = Field(min_length=1, max_length=100)
     params: dict[str, Any] | None = None
     queue: str | None = Field(None, json_schema_extra={"enum": list(QUEUES)})
-    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S)
+    delay_seconds: float | None = Field(None, ge=0, le=defaults.MAX_SCHEDULE_AHEAD_S)
     run_at: datetime | None = None
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
@@ -137,7 +135,9 @@ def job_events(job_id: str) -> Any:
 @bp.get("/job-types")
 @api_user_required
 def job_types() -> Any:
-    return jsonify([spec.describe() for spec in services().registry.values()])
+    """The types the caller may submit: a normal user's list leaves internal types out."""
+    specs = services().registry.values()
+    return jsonify([spec.describe() for spec in specs if g.user.is_admin or not spec.internal])
 
 
 @bp.get("/openapi.json")

@@ -15,16 +15,16 @@ from shared import defaults
 from shared.jobtypes import QUEUES, JobType
 from web.openapi_schemas import COMPONENTS, STATUSES, ref
 
-MAX_DELAY_S = 366 * 24 * 3600  # the bound web.api.SubmitJob puts on delay_seconds
 ERROR_TEXT = {
     400: "The body is not valid JSON.",
     401: "No valid bearer token (webhooks: a missing or bad signature, or a stale timestamp).",
-    403: "The token is not an operator's (admins; reads also allow viewers).",
+    403: "The token is not an operator's (admins; reads also allow viewers); for a submit: a `queue` above "
+    "the type's own (admins only).",
     404: "No such thing, or it belongs to someone else (its existence is not revealed).",
-    409: "Not possible in the job's current state (or another user's job holds its unique key).",
+    409: "Not possible in the job's current state.",
     422: "Invalid input; `fields` names what is wrong.",
     413: "The body is larger than the server takes (16 MiB).",
-    429: "Too many active jobs; try again after `Retry-After` seconds.",
+    429: "Too many active (or waiting) jobs; try again after `Retry-After` seconds.",
 }
 WEBHOOK_400 = (
     "A malformed X-Questboard-Timestamp (answered before anything else), a signed body that is not JSON "
@@ -90,11 +90,23 @@ def _submit_schema(registry: Mapping[str, JobType]) -> dict[str, Any]:
         "required": ["type"],
         "additionalProperties": False,
         "properties": {
-            "type": {"type": "string", "enum": sorted(registry)},
+            "type": {
+                "type": "string",
+                "enum": sorted(name for name, spec in registry.items() if not spec.internal),
+                "description": "A user type of /api/job-types (admins may also name internal types).",
+            },
             "params": {"type": "object", "description": "Checked against the type's params_schema."},
-            "queue": {"type": "string", "enum": list(QUEUES)},
-            "delay_seconds": {"type": "number", "minimum": 0, "maximum": MAX_DELAY_S},
-            "run_at": {"type": "string", "format": "date-time", "description": "Without a zone: UTC."},
+            "queue": {
+                "type": "string",
+                "enum": list(QUEUES),
+                "description": "The type's own queue or a lower one; a higher one is for admins (403).",
+            },
+            "delay_seconds": {"type": "number", "minimum": 0, "maximum": defaults.MAX_SCHEDULE_AHEAD_S},
+            "run_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "Without a zone: UTC. At most 366 days ahead.",
+            },
             "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
         },
     }
@@ -144,7 +156,7 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
                     "202": _json(ref("Job"), "Accepted: the new job"),
                     "200": _json(ref("Job"), "The job already holding this idempotency (or unique) key"),
                 },
-                (400, 401, 409, 422, 429),
+                (400, 401, 403, 422, 429),
                 body=_json_body(_submit_schema(registry)),
             ),
             "get": _op(

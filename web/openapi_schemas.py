@@ -91,6 +91,8 @@ JOB_TYPE = _object(
         "unique": {"type": "boolean"},
         "concurrency_limit": {"type": ["integer", "null"]},
         "rate_limit": NULLABLE_TEXT,
+        "internal": {"type": "boolean", "description": "Submitted by the system; listed for admins only."},
+        "time_limit_seconds": {"type": "integer", "description": "Seconds one attempt may run."},
     },
 )
 

@@ -32,13 +32,14 @@ class Services:
         from workers.jobs import build_registry
 
         url = settings.resolved_database_url
-        registry = build_registry(settings.job_modules)
+        registry = build_registry(settings.job_modules, settings.time_limits)
         jobs = JobService(
             url,
             registry,
             SocketIOPublisher(settings.redis_url),
             CeleryDispatcher(make_celery(settings)),
             user_job_limit=settings.user_job_limit,
+            user_queued_limit=settings.user_queued_limit,
         )
         return cls(settings=settings, accounts=Accounts(url), jobs=jobs, registry=registry)
 

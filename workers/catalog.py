@@ -49,7 +49,14 @@ def _policies(spec: JobType) -> list[str]:
         f"rate limit: {spec.rate_limit or 'none'}",
         "concurrency: "
         + (f"at most {spec.concurrency.limit} running per key" if spec.concurrency else "no limit"),
-        "unique while active: " + ("yes" if spec.unique_by else "no"),
+        "unique while active: " + ("yes, per owner" if spec.unique_by else "no"),
+        f"time limit: {spec.time_limit_seconds} s per attempt (`QUESTBOARD_TIME_LIMITS` overrides it)",
+        "internal: "
+        + (
+            "yes (submitted by the system; admins only through the API)"
+            if spec.internal
+            else "no (a user type)"
+        ),
     ]
     return lines
 

@@ -40,6 +40,7 @@ def job_service() -> JobService:
         SocketIOPublisher(settings.redis_url),
         CeleryDispatcher(celery_app),
         user_job_limit=settings.user_job_limit,
+        user_queued_limit=settings.user_queued_limit,
     )
 
 
@@ -57,11 +58,28 @@ def owner(ctx: JobContext) -> User:
 
 
 def submit_child(
-    ctx: JobContext, job_type: str, params: dict[str, Any], key: str, queue: str | None = None
+    ctx: JobContext,
+    job_type: str,
+    params: dict[str, Any],
+    key: str,
+    queue: str | None = None,
+    *,
+    for_system: bool = False,
 ) -> dict[str, Any]:
-    """Submit a follow-up of the running job, once per ``key`` however often the body runs."""
+    """Submit a follow-up of the running job, once per ``key`` however often the body runs.
+
+    ``for_system``: the system's own work for the owner (index, mail: internal types, not counted against
+    the owner's cap on waiting jobs). Otherwise the child is the owner's own work (a batch row) and meets
+    every rule a submit of the owner meets, the cap on waiting jobs included.
+    """
     job, _ = job_service().submit(
-        owner(ctx), job_type, params, queue=queue, parent_id=ctx.job_id, idempotency_key=f"{ctx.job_id}:{key}"
+        owner(ctx),
+        job_type,
+        params,
+        queue=queue,
+        parent_id=ctx.job_id,
+        idempotency_key=f"{ctx.job_id}:{key}",
+        system=for_system,
     )
     return job
 
@@ -78,14 +96,14 @@ def notify_owner(ctx: JobContext, subject: str, body: str, key: str = "notify") 
         if user is None:
             return None
         mail_id = queue_mail(session, user.email, subject, body).id
-    return submit_child(ctx, MAIL_JOB, {"outbox_id": mail_id}, key)
+    return submit_child(ctx, MAIL_JOB, {"outbox_id": mail_id}, key, for_system=True)
 
 
 def after_character_saved(ctx: JobContext, character_id: str, name: str) -> None:
     """The rest of the chain: index the character; tell the owner, unless it is part of a batch import
     (the import mails one summary instead)."""
     # Keyed by the character: a retried attempt saves a new one, which needs its own index and mail.
-    submit_child(ctx, INDEX_JOB, {"character_id": character_id}, f"index:{character_id}")
+    submit_child(ctx, INDEX_JOB, {"character_id": character_id}, f"index:{character_id}", for_system=True)
     with ctx.session() as session:
         in_batch = session.scalar(select(Job.parent_id).where(Job.id == ctx.job_id)) is not None
     if not in_batch:

@@ -35,6 +35,7 @@ from shared.processes import pid_alive
 from shared.queues import QueueControl
 from shared.settings import get_settings
 from shared.states import Status
+from workers import timeouts
 from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
 
 log = logging.getLogger("questboard.maintenance")
@@ -82,6 +83,7 @@ class Maintenance:
             ("heartbeat", defaults.WORKER_HEARTBEAT_INTERVAL_S, self.heartbeat),
             ("release", defaults.MAINTENANCE_INTERVAL_S, self.lifecycle.release_due),
             ("cancel", defaults.MAINTENANCE_INTERVAL_S, self.enforce_cancels),
+            ("time-limits", defaults.MAINTENANCE_INTERVAL_S, self.enforce_time_limits),
             ("local", 1.0, self.recover_local),
             ("remote", 2.0, self.recover_remote),
             ("reserved", 5.0, self.prune_reserved),
@@ -130,10 +132,18 @@ class Maintenance:
                 except ProcessLookupError:
                     pass
 
+    def enforce_time_limits(self) -> None:
+        timeouts.enforce(
+            self.lifecycle, self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None))
+        )
+
     def recover_local(self) -> None:
         for job in self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None)):
             if not pid_alive(job.worker_pid):  # type: ignore[arg-type]
-                self.lifecycle.recover(job.id, job.worker or "", job.worker_pid, "worker process lost")
+                if timeouts.past_limit(job):  # Celery's hard time limit ended the process
+                    timeouts.record_time_limit(self.lifecycle, job)
+                else:
+                    self.lifecycle.recover(job.id, job.worker or "", job.worker_pid, "worker process lost")
 
     def _broker_settled(self) -> bool:
         """False right after Redis lost its data: heartbeats are missing then, not workers."""

@@ -59,6 +59,7 @@ class QuestboardKit:
             secret_key="test",
             job_modules=job_modules,
             user_job_limit=10_000,
+            user_queued_limit=10_000,
         )
         extra = {"QUESTBOARD_JOB_MODULES": job_modules} if job_modules else {}
         self.env = questboard_env(redis_server.url, database_url, tmp_path / "instance", **extra)
@@ -77,10 +78,11 @@ class QuestboardKit:
 
             self._service = JobService(
                 self.settings.resolved_database_url,
-                build_registry(self.job_modules),
+                build_registry(self.job_modules, self.settings.time_limits),
                 SocketIOPublisher(self.settings.redis_url),
                 CeleryDispatcher(make_celery(self.settings)),
                 user_job_limit=self.settings.user_job_limit,
+                user_queued_limit=self.settings.user_queued_limit,
             )
         return self._service
 

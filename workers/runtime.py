@@ -14,12 +14,13 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from shared import hooks, ratelimits
 from shared.db import session_scope
-from shared.errors import JobCanceled, PermanentError, Postponed
+from shared.errors import JobCanceled, PermanentError, Postponed, TimeLimitExceeded
 from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
@@ -99,7 +100,12 @@ def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
         except ValidationError as exc:
             raise PermanentError(f"stored params no longer valid: {exc}") from exc
         with hooks.performing(job.id, spec.name, attempt):
-            result: Any = spec.perform(ctx, params)
+            try:
+                result: Any = spec.perform(ctx, params)
+            except SoftTimeLimitExceeded as exc:
+                raise TimeLimitExceeded(
+                    f"the attempt ran past the time limit of {spec.time_limit_seconds} s"
+                ) from exc
     except JobCanceled:
         canceled = lc.mark_canceled(job.id, attempt)
         log.info("job canceled", extra={"job_id": job.id, "job_type": spec.name})

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from celery import Task
 
+from shared import defaults
 from shared.jobtypes import JobType
 from workers import (
     job_logging,  # noqa: F401  (logs duration and peak memory of every job)
@@ -28,11 +29,26 @@ def _bind(spec: JobType) -> Callable[..., None]:
     return run
 
 
+def hard_limit_s(spec: JobType) -> float:
+    """Celery's hard time limit for the type: the pool process is ended this long after the start."""
+    return spec.time_limit_seconds + defaults.TIME_LIMIT_HARD_GRACE_S
+
+
+# Celery's own time limits (prefork pool): at ``time_limit_seconds`` the soft limit raises
+# SoftTimeLimitExceeded in the body (recorded as TimeLimitExceeded by workers.runtime); a body that does
+# not stop (stuck in a C call, or swallowing the exception) has its pool process ended at the hard limit,
+# and the maintenance loop records that attempt as TimeLimitExceeded (workers.timeouts).
 TASKS = {
     # throws: a failed job is an expected outcome, logged by Celery at INFO without a traceback (the
     # job keeps its traceback).
-    name: celery_app.task(name=name, bind=True, ignore_result=True, acks_late=True, throws=(JobFailed,))(
-        _bind(spec)
-    )
+    name: celery_app.task(
+        name=name,
+        bind=True,
+        ignore_result=True,
+        acks_late=True,
+        throws=(JobFailed,),
+        soft_time_limit=spec.time_limit_seconds,
+        time_limit=hard_limit_s(spec),
+    )(_bind(spec))
     for name, spec in REGISTRY.items()
 }

@@ -54,9 +54,9 @@ def test_pausing_a_queue_holds_its_jobs_until_it_is_resumed(
     expect(worker_queues).not_to_contain_text("default", timeout=LIVE_MS)
 
     held = submit(live_server, alice, queue="default")
-    control = submit(live_server, alice, queue="high")
+    control = submit(live_server, admin, queue="high")  # above the probe's own queue: admins only
     wait_for(
-        lambda: status_of(live_server, alice, control)["status"] == "succeeded", 30, what="the control job"
+        lambda: status_of(live_server, admin, control)["status"] == "succeeded", 30, what="the control job"
     )
     queued = page.locator(f'[data-section="queued"] tr[data-job-id="{held}"]')
     expect(queued).to_be_visible(timeout=LIVE_MS)  # shown live, no reload

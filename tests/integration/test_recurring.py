@@ -14,7 +14,7 @@ from shared.db import get_sessionmaker
 from shared.models import Job, MagicLink, utcnow
 from shared.system import SYSTEM_EMAIL
 from shared.testing import ManagedProcess, wait_for
-from tests.integration.helpers_app import submit, wait_finished
+from tests.integration.helpers_app import wait_finished
 from workers.celery_app import make_celery
 
 
@@ -60,11 +60,16 @@ def test_recurring_task_becomes_a_system_job_that_runs(client, accounts, admin, 
     assert logged["peak_memory_kb"] > 0
 
 
-def test_a_person_cannot_run_cleanups(client, alice, worker):
-    done = wait_finished(
-        client, alice, submit(client, alice, "cleanup.retention", {"retention_days": 1})["id"]
+def test_a_person_cannot_run_cleanups(client, alice):
+    # Cleanups are internal: a person's submit is refused like an unknown type, before anything runs.
+    resp = client.post(
+        "/api/jobs",
+        json={"type": "cleanup.retention", "params": {"retention_days": 1}},
+        headers=alice.headers,
     )
-    assert done["status"] == "failed" and done["error"]["type"] == "PermanentError"
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["fields"] == {"type": "unknown job type"}
+    assert client.get("/api/jobs", headers=alice.headers).get_json()["jobs"] == []
 
 
 def test_beat_sends_on_schedule_and_only_one_beat_leads(env, settings, tmp_path, worker):

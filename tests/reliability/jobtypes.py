@@ -5,6 +5,7 @@ Every body start is recorded in a Redis list ``qb:test:starts`` so tests can cou
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
@@ -53,11 +54,28 @@ def report_then_sleep(ctx: JobContext, params: SleepParams) -> None:
         time.sleep(0.05)
 
 
+def sleep_in_c(ctx: JobContext, params: SleepParams) -> dict[str, float]:
+    """Sleeps ``seconds`` inside one C call that no Python signal handler can interrupt (the signals
+    Celery's soft limit and the pool's TERM use are blocked), as a stuck C extension would."""
+    record_start(ctx)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGALRM})
+    ctypes.CDLL(None).sleep(int(params.seconds))
+    return {"slept": params.seconds}
+
+
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=0.2, backoff_max_s=1.0)
 
 JOBS = [
     JobType("test.sleep", "Sleeps without progress.", SleepParams, sleep_without_progress, retry=FAST_RETRY),
     JobType("test.crash", "Kills its worker process.", SleepParams, crash, retry=FAST_RETRY),
+    JobType(
+        "test.c_sleep",
+        "Sleeps in a C call that ignores signals.",
+        SleepParams,
+        sleep_in_c,
+        retry=RetryPolicy(max_attempts=2, backoff_base_s=0.2, backoff_max_s=0.5),
+        time_limit_seconds=60,
+    ),
     JobType(
         "test.report_then_sleep", "Reports three steps, then works quietly.", SleepParams, report_then_sleep
     ),

@@ -16,7 +16,9 @@ def test_critical_job_overtakes_a_low_backlog(stack):
     stack.start_worker("critical,high", concurrency=1, name="urgent")
     stack.start_worker("default,low", concurrency=1, name="bulk")
     backlog = [stack.submit("diagnostics.probe", {"step_ms": 20}, queue="low") for _ in range(300)]
-    critical = stack.submit("diagnostics.probe", queue="critical")
+    critical = stack.submit(
+        "diagnostics.probe", queue="critical", system=True
+    )  # above its own: system/admins
     done = stack.wait_status(critical, "succeeded", 30)
     still_waiting = sum(j.status == "queued" for j in stack.jobs(backlog))
     assert still_waiting > 200, f"critical job finished only after the backlog drained ({still_waiting} left)"
@@ -112,7 +114,8 @@ def test_paused_queue_is_not_consumed_even_after_a_worker_restart(stack):
     held = stack.submit("diagnostics.probe")
     worker.stop()
     restarted = stack.start_worker("default", concurrency=1, name="pausable2")
-    probe = stack.submit("diagnostics.probe", queue="high")  # a queue it does not consume: just a clock
+    # A queue it does not consume (above the probe's own: the system's path): just a clock.
+    probe = stack.submit("diagnostics.probe", queue="high", system=True)
     assert restarted.alive()
     wait_for(lambda: stack.redis.client().llen("default") >= 1, 5, what="the job to wait in Redis")
     assert stack.job(held).status == "queued" and probe

@@ -38,8 +38,9 @@ def test_cli_prints_the_catalog(tmp_path):
     assert "diagnostics.probe" in result.stdout and "queue `default`" in result.stdout
 
 
-def test_api_job_types_show_the_same_policies(client, alice):
-    probe = {t["type"]: t for t in client.get("/api/job-types", headers=alice.headers).get_json()}[
+def test_api_job_types_show_the_same_policies(client, admin):
+    probe = {t["type"]: t for t in client.get("/api/job-types", headers=admin.headers).get_json()}[
         "mail.deliver"
     ]
     assert probe["rate_limit"] == "60 per minute" and probe["retry"]["max_attempts"] == 5 and probe["unique"]
+    assert probe["internal"] is True and probe["time_limit_seconds"] == 60

@@ -11,6 +11,7 @@ import importlib
 import os
 
 from shared.jobtypes import JobType
+from shared.timelimits import apply_time_limits
 from workers.jobs import (
     batch_import,
     character_generate,
@@ -51,10 +52,13 @@ def load_extra(modules: str | None) -> list[JobType]:
     return found
 
 
-def build_registry(modules: str | None = None) -> dict[str, JobType]:
-    """The built-in types plus those of ``modules``."""
-    return {spec.name: spec for spec in (*BUILTIN, *load_extra(modules))}
+def build_registry(modules: str | None = None, time_limits: str | None = None) -> dict[str, JobType]:
+    """The built-in types plus those of ``modules``, with the ``QUESTBOARD_TIME_LIMITS`` overrides of
+    ``time_limits`` applied (TimeLimitsError for a bad one)."""
+    return apply_time_limits({spec.name: spec for spec in (*BUILTIN, *load_extra(modules))}, time_limits)
 
 
 # This process's registry (the worker's, and the web's unless it is built with other settings).
-REGISTRY: dict[str, JobType] = build_registry(os.environ.get("QUESTBOARD_JOB_MODULES") or None)
+REGISTRY: dict[str, JobType] = build_registry(
+    os.environ.get("QUESTBOARD_JOB_MODULES") or None, os.environ.get("QUESTBOARD_TIME_LIMITS") or None
+)

@@ -129,4 +129,6 @@ JOB = JobType(
     queue="low",
     retry=RetryPolicy(max_attempts=3, backoff_base_s=5.0, backoff_max_s=120.0),
     concurrency=ConcurrencyLimit(key=lambda p, uid: "batch.import", limit=MAX_RUNNING_IMPORTS),
+    time_limit_seconds=3600,
+    fan_out=lambda p: len(p.rows),
 )

@@ -140,4 +140,5 @@ JOB = JobType(
     perform=perform,
     queue="default",
     retry=RetryPolicy(max_attempts=3, backoff_base_s=2.0, backoff_max_s=60.0),
+    time_limit_seconds=300,
 )

@@ -48,4 +48,6 @@ JOB = JobType(
     queue="low",
     retry=RetryPolicy(max_attempts=3, backoff_base_s=30.0, backoff_max_s=300.0),
     unique_by=lambda p: "all",
+    internal=True,
+    time_limit_seconds=600,
 )

@@ -40,4 +40,6 @@ JOB = JobType(
     queue="default",
     retry=RetryPolicy(max_attempts=3, backoff_base_s=1.0, backoff_max_s=30.0),
     unique_by=lambda p: p.character_id,
+    internal=True,
+    time_limit_seconds=60,
 )

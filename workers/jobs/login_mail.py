@@ -65,7 +65,7 @@ def perform(ctx: JobContext, params: LoginMailParams) -> dict[str, Any]:
         add_magic_link(session, user.id, link_token(settings.resolved_secret_key(), nonce))
         link = (params.base_url or settings.base_url).rstrip("/") + MAGIC_LINK_PATH + placeholder
         mail_id = queue_mail(session, user.email, LOGIN_MAIL_SUBJECT, login_mail_body(link)).id
-    submit_child(ctx, "mail.deliver", {"outbox_id": mail_id}, MAIL_KEY)
+    submit_child(ctx, "mail.deliver", {"outbox_id": mail_id}, MAIL_KEY, for_system=True)
     ctx.progress(100, "Sign-in mail queued")
     return {"mailed": True, "outbox_id": mail_id}
 
@@ -78,4 +78,6 @@ JOB = JobType(
     perform=perform,
     queue="high",
     retry=RetryPolicy(max_attempts=5, backoff_base_s=2.0, backoff_max_s=60.0),
+    internal=True,
+    time_limit_seconds=60,
 )

@@ -75,4 +75,6 @@ JOB = JobType(
     unique_by=lambda p: str(p.outbox_id),
     # Most SMTP relays throttle senders; stay under a typical relay's limit across every worker.
     rate_limit="60 per minute",
+    internal=True,
+    time_limit_seconds=60,
 )

@@ -36,4 +36,5 @@ JOB = JobType(
     perform=perform,
     queue="default",
     retry=RetryPolicy(max_attempts=3, backoff_base_s=0.5, backoff_max_s=5.0),
+    time_limit_seconds=600,
 )

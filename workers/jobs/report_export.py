@@ -59,4 +59,5 @@ JOB = JobType(
     perform=perform,
     queue="low",
     retry=RetryPolicy(max_attempts=3, backoff_base_s=5.0, backoff_max_s=120.0),
+    time_limit_seconds=600,
 )

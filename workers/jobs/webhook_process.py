@@ -71,4 +71,6 @@ JOB = JobType(
     queue="default",
     retry=RetryPolicy(max_attempts=5, backoff_base_s=2.0, backoff_max_s=300.0),
     unique_by=lambda p: str(p.delivery),
+    internal=True,
+    time_limit_seconds=120,
 )
