@@ -15,6 +15,18 @@ WORKER_HEARTBEAT_INTERVAL_S = 2.0
 WORKER_HEARTBEAT_TTL_S = 8.0
 WORKER_SEEN_WINDOW_S = 30.0
 
+# A message a worker took from Redis (kombu's unacked hash) whose job is still queued and which no live
+# worker noted as reserved is given back to its queue once it is this old: its taker died before noting it.
+UNACKED_RESTORE_GRACE_S = 3.0
+# At most this many unacked messages are looked at per maintenance pass.
+UNACKED_RESTORE_BATCH = 1000
+# A queued job unchanged for this long whose message is nowhere in Redis (its taker died in the instant
+# between taking and recording it) is sent again; the check reads every queue list, so it runs only while
+# the backlog is at most LOST_SWEEP_MAX_BACKLOG messages (and once after a worker was found dead).
+LOST_SWEEP_GRACE_S = 3.0
+LOST_SWEEP_INTERVAL_S = 5.0
+LOST_SWEEP_MAX_BACKLOG = 5000
+
 # The worker's maintenance loop (releases scheduled and retrying jobs when due).
 MAINTENANCE_INTERVAL_S = 0.5
 
