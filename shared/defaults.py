@@ -27,6 +27,9 @@ LOST_SWEEP_GRACE_S = 3.0
 LOST_SWEEP_INTERVAL_S = 5.0
 LOST_SWEEP_MAX_BACKLOG = 5000
 
+# A worker's main process looks this often for pool processes that died and were not yet replaced.
+POOL_WATCH_INTERVAL_S = 0.2
+
 # The worker's maintenance loop (releases scheduled and retrying jobs when due).
 MAINTENANCE_INTERVAL_S = 0.5
 

@@ -35,6 +35,7 @@ from shared.processes import pid_alive
 from shared.queues import QueueControl
 from shared.settings import get_settings
 from shared.states import Status
+from workers import poolwatch
 from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
 from workers.unacked import backlog, restore_unnoted, sweep_lost
 
@@ -302,6 +303,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     threading.Thread(
         target=_loop, args=(maintenance, _stop), name="questboard-maintenance", daemon=True
     ).start()
+    poolwatch.start(consumer, _stop)
 
 
 @worker_shutdown.connect
