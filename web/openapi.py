@@ -24,6 +24,7 @@ ERROR_TEXT = {
     409: "Not possible in the job's current state (or another user's job holds its unique key).",
     422: "Invalid input; `fields` names what is wrong.",
     429: "Too many active jobs; try again after `Retry-After` seconds.",
+    503: "The database or Redis is not answering; try again after `Retry-After` seconds.",
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
 # Ids and names in paths, as the server issues them (job ids are 32 hex digits).
@@ -66,7 +67,7 @@ def _op(
     responses = dict(answers)
     for code in errors:
         responses[str(code)] = _json(ref("Error"), ERROR_TEXT[code])
-        if code == 429:
+        if code in (429, 503):
             responses[str(code)]["headers"] = RETRY_AFTER
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
@@ -138,7 +139,7 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
                     "202": _json(ref("Job"), "Accepted: the new job"),
                     "200": _json(ref("Job"), "The job already holding this idempotency (or unique) key"),
                 },
-                (400, 401, 409, 422, 429),
+                (400, 401, 409, 422, 429, 503),
                 body=_json_body(_submit_schema(registry)),
             ),
             "get": _op(
