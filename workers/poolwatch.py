@@ -31,7 +31,11 @@ def _dead_children(consumer: Any) -> list[int]:
 
 def watch_pool(consumer: Any, stop: threading.Event) -> None:
     """Run in a thread of the worker's main process until ``stop`` is set."""
+    from celery.worker import state  # the worker's own flags: set by its SIGTERM/SIGQUIT handlers
+
     while not stop.wait(defaults.POOL_WATCH_INTERVAL_S):
+        if state.should_stop is not None or state.should_terminate is not None:
+            continue  # shutting down: no replacement process, no new job taken in the meantime
         try:
             dead = _dead_children(consumer)
             if dead and consumer.hub is not None:
