@@ -8,6 +8,7 @@ from datetime import timedelta
 from celery.schedules import crontab
 from kombu import Queue
 
+from shared import defaults
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -61,6 +62,9 @@ broker_transport_options = {
     # broker (they wait in the database), and a redelivered message whose job still runs is skipped by the
     # atomic claim; jobs of dead workers are recovered by the maintenance loop within seconds, not by this.
     "visibility_timeout": _settings.visibility_timeout_s,
+    # A frozen or unreachable Redis fails a command instead of hanging it (a submit never waits forever).
+    "socket_timeout": defaults.REDIS_SOCKET_TIMEOUT_S,
+    "socket_connect_timeout": defaults.REDIS_CONNECT_TIMEOUT_S,
 }
 
 # Recurring tasks. Beat runs them through `questboard beat` (RedBeat: the schedule and a leader lock live in

@@ -47,9 +47,12 @@ CLAIM = (
     )
     .returning(*JOBS.c)
 )
+_ATTEMPT = bindparam("b_attempt", type_=JOBS.c.attempts.type)
+# Fencing: a worker's writes name the attempt it runs, so the writes of an attempt that was recovered
+# (its worker partitioned or frozen, the job re-run elsewhere) match no row and change nothing.
 PROGRESS = (
     update(JOBS)
-    .where(JOBS.c.id == _ID, JOBS.c.status == Status.RUNNING.value)
+    .where(JOBS.c.id == _ID, JOBS.c.status == Status.RUNNING.value, JOBS.c.attempts == _ATTEMPT)
     .values(
         progress=bindparam("b_progress", type_=JOBS.c.progress.type),
         message=bindparam("b_message", type_=JOBS.c.message.type),
@@ -59,7 +62,12 @@ PROGRESS = (
 )
 SUCCEED = (
     update(JOBS)
-    .where(JOBS.c.id == _ID, JOBS.c.status == Status.RUNNING.value, JOBS.c.concurrency_key.is_(None))
+    .where(
+        JOBS.c.id == _ID,
+        JOBS.c.status == Status.RUNNING.value,
+        JOBS.c.attempts == _ATTEMPT,
+        JOBS.c.concurrency_key.is_(None),
+    )
     .values(
         status=Status.SUCCEEDED.value,
         progress=100,
@@ -139,11 +147,19 @@ class HotPath:
         return self._write(CLAIM, params, now, open_attempt=worker)
 
     def progress(
-        self, job_id: str, percent: int, message: str, now: datetime, before: list[dict[str, Any]]
+        self,
+        job_id: str,
+        attempt: int,
+        percent: int,
+        message: str,
+        now: datetime,
+        before: list[dict[str, Any]],
     ) -> Job | None:
-        """The running job's progress (after its held reports); None when it is not running any more."""
+        """The running job's progress (after its held reports); None when it is not running any more (or
+        not this attempt: it was recovered and runs again)."""
         params = {
             "b_id": job_id,
+            "b_attempt": attempt,
             "b_now": now,
             "b_progress": percent,
             "b_message": message[:MAX_MESSAGE_CHARS],
@@ -160,7 +176,13 @@ class HotPath:
         before: list[dict[str, Any]],
     ) -> Job | None:
         """running -> succeeded for a job without a concurrency key, closing its attempt."""
-        params = {"b_id": job_id, "b_now": now, "b_message": message[:MAX_MESSAGE_CHARS], "b_result": result}
+        params = {
+            "b_id": job_id,
+            "b_attempt": attempt,
+            "b_now": now,
+            "b_message": message[:MAX_MESSAGE_CHARS],
+            "b_result": result,
+        }
         return self._write(SUCCEED, params, now, before, close_attempt=attempt)
 
     def should_stop(self, job_id: str) -> bool:

@@ -41,6 +41,7 @@ class Lifecycle(Releasing):
         self._fast = HotPath(get_engine(database_url), database_url)
         self.publisher = publisher
         self.dispatcher = dispatcher
+        self._attempts: dict[str, int] = {}  # job id -> the attempt this process claimed (fencing)
         self._progress = ProgressBuffer(
             self._write_progress,
             lambda jobs, uid: self.publisher.job_updates(jobs, uid),
@@ -59,7 +60,10 @@ class Lifecycle(Releasing):
     def _write_progress(
         self, job_id: str, percent: int, message: str, now: datetime, before: list[dict[str, Any]]
     ) -> Job | None:
-        return self._fast.progress(job_id, percent, message, now, before)
+        attempt = self._attempts.get(job_id)
+        if attempt is None:  # not claimed by this process: no attempt of ours to write for
+            return None
+        return self._fast.progress(job_id, attempt, percent, message, now, before)
 
     def send(self, job: Job) -> bool:
         return safe_send(self._sessions, self.dispatcher, job)
@@ -77,10 +81,12 @@ class Lifecycle(Releasing):
         now = started_at or utcnow()
         job = self._fast.claim(job_id, worker, pid, now)
         if job is not None:
+            self._attempts[job.id] = job.attempts
             self._progress.started(job)  # publishes it with the job's next write (see ProgressBuffer)
             return job
         job = self._claim_general(job_id, worker, pid, started_at)
         if job is not None:
+            self._attempts[job.id] = job.attempts
             self._progress.started(job, published=True)
         return job
 
@@ -180,6 +186,7 @@ class Lifecycle(Releasing):
         return job
 
     def succeed(self, job_id: str, attempt: int, result: Any, message: str = "Done") -> Job | None:
+        self._attempts.pop(job_id, None)
         with self._progress.lock:
             events, updates, user_id = self._progress.take(job_id)
             fast = self._fast.succeed(job_id, attempt, result, message, utcnow(), events)
@@ -198,6 +205,7 @@ class Lifecycle(Releasing):
                 Status.SUCCEEDED,
                 sources=[Status.RUNNING],
                 now=now,
+                where=[Job.attempts == attempt],
                 progress=100,
                 message=message[:MAX_MESSAGE_CHARS],
                 result=result,
@@ -213,6 +221,7 @@ class Lifecycle(Releasing):
         error = {"type": type(exc).__name__, "message": str(exc)[:MAX_MESSAGE_CHARS]}
         trace = "".join(tb_module.format_exception(exc))
         self._progress.flush(job_id)
+        self._attempts.pop(job_id, None)
         with self._sessions() as session:
             now = utcnow()
             current = session.get(Job, job_id)
@@ -227,6 +236,7 @@ class Lifecycle(Releasing):
                     Status.RETRYING,
                     sources=[Status.RUNNING],
                     now=now,
+                    where=[Job.attempts == attempt],
                     error=error,
                     scheduled_at=due,
                     message=f"Attempt {attempt} failed ({error['type']}); next attempt at {due:%H:%M:%S} UTC",
@@ -238,6 +248,7 @@ class Lifecycle(Releasing):
                     Status.FAILED,
                     sources=[Status.RUNNING],
                     now=now,
+                    where=[Job.attempts == attempt],
                     error=error,
                     finished_at=now,
                     message=f"Failed: {error['type']}: {error['message']}"[:MAX_MESSAGE_CHARS],
@@ -248,6 +259,7 @@ class Lifecycle(Releasing):
 
     def mark_canceled(self, job_id: str, attempt: int | None = None) -> Job | None:
         self._progress.flush(job_id)
+        self._attempts.pop(job_id, None)
         with self._sessions() as session:
             now = utcnow()
             job = transition(
@@ -256,6 +268,7 @@ class Lifecycle(Releasing):
                 Status.CANCELED,
                 sources=[Status.RUNNING],
                 now=now,
+                where=[Job.attempts == attempt] if attempt is not None else [],
                 finished_at=now,
                 message="Canceled",
             )
@@ -290,6 +303,7 @@ class Lifecycle(Releasing):
     ) -> Job | None:
         """running -> queued with the attempt given back (its row closed with ``outcome``)."""
         self._progress.flush(job_id)
+        self._attempts.pop(job_id, None)
         with self._sessions() as session:
             now = now or utcnow()
             job = transition(
@@ -298,6 +312,7 @@ class Lifecycle(Releasing):
                 Status.QUEUED,
                 sources=[Status.RUNNING],
                 now=now,
+                where=[Job.attempts == attempt],
                 attempts=Job.attempts - 1,
                 message=reason[:MAX_MESSAGE_CHARS],
                 **values,

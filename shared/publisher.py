@@ -44,7 +44,15 @@ class BatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]
     """A write-only ``socketio.RedisManager`` that can send the messages emitted in a ``batch()`` at once."""
 
     def __init__(self, url: str, channel: str) -> None:
-        super().__init__(url, channel=channel, write_only=True)
+        super().__init__(
+            url,
+            channel=channel,
+            write_only=True,
+            redis_options={
+                "socket_timeout": defaults.REDIS_SOCKET_TIMEOUT_S,
+                "socket_connect_timeout": defaults.REDIS_CONNECT_TIMEOUT_S,
+            },
+        )
         self._local = threading.local()
 
     def _publish(self, data: Any) -> None:

@@ -10,7 +10,8 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared import defaults
+from shared import dbdeadline, defaults
+from shared.db import get_engine
 from shared.settings import Settings, get_settings
 from web.edge import BoundedJSONProvider, EdgeRequest, SecurityHeaders
 from web.services import Services
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.json = BoundedJSONProvider(app)  # every request.get_json: depth and number limits before parsing
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["questboard"] = Services.build(settings)
+    if not settings.resolved_database_url.startswith("sqlite"):
+        # A request's statement never waits on a dead link for longer than this (shared.dbdeadline).
+        dbdeadline.install(get_engine(settings.resolved_database_url), defaults.DB_WEB_STATEMENT_DEADLINE_S)
 
     csrf.init_app(app)
     socketio.init_app(

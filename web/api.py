@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from flask import Blueprint, Flask, g, jsonify, render_template, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from shared import defaults
@@ -18,6 +22,8 @@ from web.auth import api_error, api_user_required
 from web.edge import is_json_path
 from web.openapi import build_spec
 from web.services import services
+
+log = logging.getLogger("questboard.web")
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -155,6 +161,17 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, LimitReached):
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(SATimeoutError)
+    @app.errorhandler(redis.RedisError)
+    def _dependency_down(exc: Exception) -> Any:
+        """The database or Redis did not answer in time: 503 with Retry-After, never a hang or a 500."""
+        which = "Redis" if isinstance(exc, redis.RedisError) else "the database"
+        log.warning("dependency unavailable", extra={"path": request.path, "error": repr(exc)[:300]})
+        response, status = api_error(503, "unavailable", f"{which} is not answering; try again shortly.")
+        response.headers["Retry-After"] = str(defaults.DEPENDENCY_RETRY_AFTER_S)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -24,13 +25,25 @@ def healthz() -> Any:
     return jsonify({"status": "ok"})
 
 
-def _check_database() -> str | None:
+def _select_one(url: str, outcome: list[str | None]) -> None:
     try:
-        with get_engine(services().settings.resolved_database_url).connect() as conn:
+        with get_engine(url).connect() as conn:
             conn.execute(text("SELECT 1"))
+        outcome.append(None)
     except Exception as exc:  # reported to the caller as the failing check
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return None
+        outcome.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+
+
+def _check_database() -> str | None:
+    """The database answers a SELECT within CHECK_TIMEOUT_S (a dead link must not hang /readyz)."""
+    outcome: list[str | None] = []
+    url = services().settings.resolved_database_url
+    check = threading.Thread(target=_select_one, args=(url, outcome), name="readyz-db", daemon=True)
+    check.start()
+    check.join(CHECK_TIMEOUT_S)
+    if not outcome:
+        return f"no answer within {CHECK_TIMEOUT_S:g} s"
+    return outcome[0]
 
 
 def _check_redis_and_workers() -> tuple[str | None, str | None]:

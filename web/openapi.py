@@ -25,6 +25,7 @@ ERROR_TEXT = {
     422: "Invalid input; `fields` names what is wrong.",
     413: "The body is larger than the server takes (16 MiB).",
     429: "Too many active (or waiting) jobs; try again after `Retry-After` seconds.",
+    503: "The database or Redis is not answering; try again after `Retry-After` seconds.",
 }
 WEBHOOK_400 = (
     "A malformed X-Questboard-Timestamp (answered before anything else), a signed body that is not JSON "
@@ -71,7 +72,7 @@ def _op(
     responses = dict(answers)
     for code in errors:
         responses[str(code)] = _json(ref("Error"), ERROR_TEXT[code])
-        if code == 429:
+        if code in (429, 503):
             responses[str(code)]["headers"] = RETRY_AFTER
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
@@ -156,7 +157,7 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
                     "202": _json(ref("Job"), "Accepted: the new job"),
                     "200": _json(ref("Job"), "The job already holding this idempotency (or unique) key"),
                 },
-                (400, 401, 403, 422, 429),
+                (400, 401, 403, 422, 429, 503),
                 body=_json_body(_submit_schema(registry)),
             ),
             "get": _op(

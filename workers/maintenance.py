@@ -35,8 +35,9 @@ from shared.processes import pid_alive
 from shared.queues import QueueControl
 from shared.settings import get_settings
 from shared.states import Status
-from workers import timeouts
+from workers import poolwatch, timeouts
 from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
+from workers.unacked import backlog, restore_unnoted, sweep_lost
 
 log = logging.getLogger("questboard.maintenance")
 
@@ -70,6 +71,8 @@ class Maintenance:
         self.queue_control = QueueControl(settings.resolved_database_url)
         self.consuming = set(queues) - set(_state["paused_at_start"])
         self._next: dict[str, float] = {}
+        self._noted_by_live: set[str] = set()
+        self._dead_seen = False
 
     def due(self, name: str, every_s: float) -> bool:
         now = time.monotonic()
@@ -86,6 +89,7 @@ class Maintenance:
             ("time-limits", defaults.MAINTENANCE_INTERVAL_S, self.enforce_time_limits),
             ("local", 1.0, self.recover_local),
             ("remote", 2.0, self.recover_remote),
+            ("lost", defaults.LOST_SWEEP_INTERVAL_S, self.sweep_lost),
             ("reserved", 5.0, self.prune_reserved),
             ("epoch", 2.0, self.check_broker_epoch),
             ("pending", defaults.MAINTENANCE_INTERVAL_S, self.send_pending),
@@ -160,10 +164,19 @@ class Maintenance:
         """Jobs of workers whose heartbeat expired: running ones recovered, reserved ones sent again."""
         if not self._broker_settled():
             return
+        dead_keys, noted_by_live = [], set()
         for key in self.redis.scan_iter(match=RESERVED_PREFIX + "*", count=100):
             worker = key.removeprefix(RESERVED_PREFIX)
-            if worker != self.hostname and not self.redis.exists(heartbeat_key(worker)):
-                self._resend_reserved(key)
+            if worker == self.hostname or self.redis.exists(heartbeat_key(worker)):
+                noted_by_live |= self.redis.smembers(key)
+            else:
+                dead_keys.append(key)
+        # Taken by a worker that is gone: from kombu's unacked hash, without waiting for the visibility
+        # timeout (workers.unacked); what it noted and is not there any more is sent anew.
+        restored = restore_unnoted(self.app, self.redis, self.sessions, noted_by_live)
+        for key in dead_keys:
+            self._resend_reserved(key, restored)
+        self._noted_by_live, self._dead_seen = noted_by_live, self._dead_seen or bool(dead_keys)
         stale = utcnow() - timedelta(seconds=ORPHAN_GRACE_S)
         alive: dict[str, bool] = {}
         for job in self._running(Job.updated_at <= stale):
@@ -173,8 +186,16 @@ class Maintenance:
             if not alive[worker]:
                 self.lifecycle.recover(job.id, worker, job.worker_pid, f"worker {worker or '?'} lost")
 
-    def _resend_reserved(self, key: str) -> None:
-        ids = list(self.redis.smembers(key))
+    def sweep_lost(self) -> None:
+        """Queued jobs whose message a dead worker took and never recorded anywhere (workers.unacked)."""
+        if self._broker_settled() and (
+            self._dead_seen or backlog(self.redis) <= defaults.LOST_SWEEP_MAX_BACKLOG
+        ):
+            self._dead_seen = False
+            sweep_lost(self.redis, self.sessions, self._noted_by_live, self.lifecycle.send)
+
+    def _resend_reserved(self, key: str, restored: set[str]) -> None:
+        ids = list(self.redis.smembers(key) - restored)
         if ids:
             with self.sessions() as session:
                 jobs = list(
@@ -291,6 +312,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     threading.Thread(
         target=_loop, args=(maintenance, _stop), name="questboard-maintenance", daemon=True
     ).start()
+    poolwatch.start(consumer, _stop)
 
 
 @worker_shutdown.connect

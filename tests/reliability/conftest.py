@@ -75,8 +75,11 @@ class Stack:
         concurrency: int = 2,
         name: str | None = None,
         wait: bool = True,
+        extra_args: list[str] | None = None,
     ) -> ManagedProcess:
-        proc = worker_process(self.env, self.tmp_path, queues=queues, concurrency=concurrency, name=name)
+        proc = worker_process(
+            self.env, self.tmp_path, queues=queues, concurrency=concurrency, name=name, extra_args=extra_args
+        )
         self.workers.append(proc)
         proc.start()
         if wait:

@@ -63,9 +63,58 @@ def sleep_in_c(ctx: JobContext, params: SleepParams) -> dict[str, float]:
     return {"slept": params.seconds}
 
 
+RELEASE_KEY = "qb:test:release"
+
+
+def sleep_until_released(ctx: JobContext, params: SleepParams) -> dict[str, float]:
+    """Sleeps ``seconds`` without progress, or less once the test sets ``RELEASE_KEY`` in Redis."""
+    record_start(ctx)
+    client = redis.Redis.from_url(get_settings().redis_url)
+    deadline = time.monotonic() + params.seconds
+    while time.monotonic() < deadline and not client.exists(RELEASE_KEY):
+        time.sleep(0.05)
+    client.close()
+    return {"slept": params.seconds}
+
+
+class AttemptParams(BaseModel):
+    seconds: float = Field(60.0, ge=0, le=120)
+    report: bool = False
+
+
+def until_attempt_released(ctx: JobContext, params: AttemptParams) -> dict[str, int]:
+    """Waits (without progress) until the test releases this attempt (``RELEASE_KEY:<attempt>``); with
+    ``report``, reports 10 % before and 90 % after the wait."""
+    record_start(ctx)
+    if params.report:
+        ctx.progress(10, f"attempt {ctx.attempt} started")
+    client = redis.Redis.from_url(get_settings().redis_url)
+    deadline = time.monotonic() + params.seconds
+    while time.monotonic() < deadline and not client.exists(f"{RELEASE_KEY}:{ctx.attempt}"):
+        time.sleep(0.05)
+    client.close()
+    if params.report:
+        ctx.progress(90, f"attempt {ctx.attempt} almost done")
+    return {"attempt": ctx.attempt}
+
+
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base_s=0.2, backoff_max_s=1.0)
 
 JOBS = [
+    JobType(
+        "test.until_attempt_released",
+        "Waits until its attempt is released.",
+        AttemptParams,
+        until_attempt_released,
+        retry=FAST_RETRY,
+    ),
+    JobType(
+        "test.until_released",
+        "Sleeps without progress until released.",
+        SleepParams,
+        sleep_until_released,
+        retry=FAST_RETRY,
+    ),
     JobType("test.sleep", "Sleeps without progress.", SleepParams, sleep_without_progress, retry=FAST_RETRY),
     JobType("test.crash", "Kills its worker process.", SleepParams, crash, retry=FAST_RETRY),
     JobType(
