@@ -18,6 +18,7 @@ from shared.timelimits import TimeLimitsError
 from workers.jobs import build_registry
 
 INTERNAL = {
+    "login.mail",
     "mail.deliver",
     "webhook.process",
     "content.index",
