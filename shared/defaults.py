@@ -12,6 +12,9 @@ SESSION_IDLE_TIMEOUT_S = 3 * 24 * 60 * 60
 # A session's / an API token's "last seen" is written at most this often (not once per request).
 SESSION_TOUCH_INTERVAL_S = 60
 TOKEN_TOUCH_INTERVAL_S = 60
+# Each web process re-checks the session or token of its open Socket.IO connections this often and
+# disconnects those whose access ended (sign-out elsewhere, `questboard users revoke`, a token revoke).
+LIVE_RECHECK_INTERVAL_S = 3.0
 
 # Progress events are kept for this long, then removed by the cleanup.
 EVENT_RETENTION_S = 24 * 60 * 60

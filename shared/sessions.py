@@ -10,10 +10,11 @@ keyed by its SHA-256 says whose it is and whether it still holds. A session ends
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 
 from shared import defaults
 from shared.accounts import hash_token, normalize_email
@@ -37,6 +38,8 @@ USER_FOR_SESSION = (
     )
     .limit(1)
 )
+# Hashes per query of a batch check: more than one web process holds connections, so one query.
+CHECK_BATCH = 1000
 TOUCH_SESSION = (
     update(_SESSIONS).where(_SESSIONS.c.id == bindparam("b_id")).values(last_seen_at=bindparam("b_now"))
 )
@@ -99,6 +102,46 @@ class ServerSessions:
                 conn.execute(TOUCH_SESSION, {"b_id": row_id, "b_now": now})
                 conn.commit()
         return User(**fields)
+
+    def holding_sessions(self, id_hashes: Collection[str]) -> set[str]:
+        """Of these session-id hashes, those whose session still holds (one query per batch).
+
+        The same conditions as ``user_for``, but nothing is touched: an open connection is not a request,
+        so it does not keep an idle session alive.
+        """
+        now = utcnow()
+        idle_since = now - timedelta(seconds=defaults.SESSION_IDLE_TIMEOUT_S)
+        c = _SESSIONS.c
+        return self._holding(
+            id_hashes,
+            lambda chunk: select(c.id_hash).where(
+                c.id_hash.in_(chunk),
+                c.revoked_at.is_(None),
+                c.expires_at > now,
+                c.last_seen_at > idle_since,
+            ),
+        )
+
+    def holding_tokens(self, token_hashes: Collection[str]) -> set[str]:
+        """Of these API-token hashes, those of tokens that still exist (one query per batch)."""
+        tokens = ApiToken.__table__
+        return self._holding(
+            token_hashes,
+            lambda chunk: (
+                select(tokens.c.token_hash)
+                .select_from(tokens.join(_USERS, _USERS.c.id == tokens.c.user_id))
+                .where(tokens.c.token_hash.in_(chunk))
+            ),
+        )
+
+    def _holding(self, hashes: Collection[str], query: Callable[[list[str]], Select]) -> set[str]:
+        ordered, found = sorted(hashes), set[str]()
+        if not ordered:
+            return found
+        with get_engine(self._url).connect() as conn:
+            for start in range(0, len(ordered), CHECK_BATCH):
+                found.update(conn.scalars(query(ordered[start : start + CHECK_BATCH])))
+        return found
 
     def end(self, session_id: str) -> None:
         """Sign-out: the session is revoked, its cookie no longer works anywhere."""

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared import dbdeadline, defaults
 from shared.db import get_engine
+from shared.sessions import ServerSessions
 from shared.settings import Settings, get_settings
 from web.edge import BoundedJSONProvider, EdgeRequest, SecurityHeaders
 from web.services import Services
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # Default origin policy: a browser may connect only from the page's own origin.
     )
 
-    from web import api, health, live, pages
+    from web import api, health, live, live_guard, pages
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
@@ -81,7 +82,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     mail.init_app(app)
     csrf.exempt(webhooks.bp)  # signed by the sender (HMAC); no session, nothing to forge
     csrf.exempt(imports.api_import)  # bearer token only
-    socketio.on_namespace(live.JobsNamespace("/jobs"))
+    guard = live_guard.LiveGuard(socketio, "/jobs", ServerSessions(settings.resolved_database_url))
+    app.extensions[live_guard.EXTENSION] = guard
+    socketio.on_namespace(live.JobsNamespace("/jobs", guard))
     api.register_error_handlers(app)
     # Outside the Socket.IO middleware (its polling answers get the headers too), inside ProxyFix.
     app.wsgi_app = SecurityHeaders(app.wsgi_app, settings.base_url)  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ from flask import current_app, g, jsonify, redirect, request, session, url_for
 
 from shared.models import User
 from shared.sessions import ServerSessions
+from web.live_guard import end_session_connections
 from web.services import services
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,10 +59,11 @@ def log_in(user: User) -> None:
 
 
 def log_out() -> None:
-    """End the request's session on the server and clear the cookie."""
+    """End the request's session on the server, and its live connections here; clear the cookie."""
     session_id = session.get(SESSION_ID_KEY)
     if isinstance(session_id, str):
         server_sessions().end(session_id)
+        end_session_connections(session_id)  # other web processes: at their next re-check
     session.clear()
 
 

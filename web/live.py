@@ -1,4 +1,7 @@
-"""Socket.IO namespace ``/jobs``: authenticated on connect, ownership checked on every subscribe."""
+"""Socket.IO namespace ``/jobs``: authenticated on connect, ownership checked on every subscribe.
+
+A connection lasts only as long as its session or token: ``web.live_guard`` disconnects it once that ends.
+"""
 
 from __future__ import annotations
 
@@ -11,28 +14,34 @@ from flask_socketio import Namespace, disconnect, emit, join_room, leave_room
 from shared.errors import NotFound
 from shared.publisher import ADMIN_ROOM, UPDATE_EVENT, job_room, user_room
 from web.auth import SESSION_ID_KEY, server_sessions, user_from_session, user_from_token
+from web.live_guard import SESSION, TOKEN, LiveGuard
 from web.services import services
 
 
 class JobsNamespace(Namespace):
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, guard: LiveGuard) -> None:
         super().__init__(namespace)
         self._users: dict[str, Any] = {}
+        self._guard = guard
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if isinstance(token, str):
             user, recheck = user_from_token(token), functools.partial(user_from_token, token)
+            credential = (TOKEN, token)
         else:
             session_id = session.get(SESSION_ID_KEY)
             user = user_from_session()
             recheck = functools.partial(server_sessions().user_for, session_id)
+            credential = (SESSION, session_id)
         if user is None:
             raise ConnectionRefusedError("unauthorized")
         self._users[request.sid] = (user, recheck)
+        self._guard.add(request.sid, *credential)
 
     def on_disconnect(self, reason: Any = None) -> None:
         self._users.pop(request.sid, None)
+        self._guard.remove(request.sid)
 
     def _user(self) -> Any:
         """The connection's user while its token or session still holds; a revoked one is disconnected."""
