@@ -122,7 +122,8 @@ def test_revoke_with_terminate_of_a_running_job_cancels_it_and_the_pool_serves_o
     assert stack.started_jobs().count(victim) == 1  # never run again
 
 
-def test_revoke_without_terminate_stops_a_running_job_at_its_next_progress_point(stack):
+def test_revoke_without_terminate_stops_a_running_job_at_its_next_progress_point(any_db_stack):
+    stack = any_db_stack
     stack.start_worker(concurrency=1, name="coop")
     probe = stack.submit("diagnostics.probe", {"steps": 600, "step_ms": 100})
     running = stack.wait_status(probe, "running")
