@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback as tb_module
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,10 @@ from shared.states import Status
 from shared.transitions import JOBS, MAX_MESSAGE_CHARS, record_with_event, safe_send, transition
 
 log = logging.getLogger("questboard.lifecycle")
+
+# A revoke cancels these at once (a running job: see ``Lifecycle.revoke``).
+REVOCABLE = (Status.SCHEDULED, Status.QUEUED, Status.BLOCKED, Status.RETRYING)
+REVOKED_MESSAGE = "Canceled through Celery (revoke)"
 
 __all__ = ["Lifecycle", "MAX_MESSAGE_CHARS", "safe_send", "transition"]
 
@@ -257,7 +262,15 @@ class Lifecycle(Releasing):
             self._commit_and_publish(session, job)
         return self._after_leaving(job, key)
 
-    def mark_canceled(self, job_id: str, attempt: int | None = None) -> Job | None:
+    def mark_canceled(
+        self,
+        job_id: str,
+        attempt: int | None = None,
+        *,
+        sources: Iterable[Status] = (Status.RUNNING,),
+        message: str = "Canceled",
+    ) -> Job | None:
+        """-> canceled from one of ``sources`` (running by default), its open attempt closed, slot freed."""
         self._progress.flush(job_id)
         self._attempts.pop(job_id, None)
         with self._sessions() as session:
@@ -266,15 +279,46 @@ class Lifecycle(Releasing):
                 session,
                 job_id,
                 Status.CANCELED,
-                sources=[Status.RUNNING],
+                sources=sources,
                 now=now,
                 where=[Job.attempts == attempt] if attempt is not None else [],
                 finished_at=now,
-                message="Canceled",
+                message=message[:MAX_MESSAGE_CHARS],
             )
             key = self._leave_running(session, job, attempt or (job.attempts if job else 0), "canceled", now)
             self._commit_and_publish(session, job)
         return self._after_leaving(job, key)
+
+    def request_cancel(self, job_id: str, message: str = "Cancel requested") -> Job | None:
+        """Flag a running job to stop at its next progress point (the maintenance loop ends its process if
+        it has not within ``CANCEL_GRACE_S``); an earlier request's time is kept."""
+        with self._sessions() as session:
+            now = utcnow()
+            job = transition(
+                session,
+                job_id,
+                Status.RUNNING,
+                sources=[Status.RUNNING],
+                now=now,
+                where=[Job.cancel_requested.is_not(True)],
+                cancel_requested=True,
+                cancel_requested_at=now,
+                message=message[:MAX_MESSAGE_CHARS],
+            )
+            return self._commit_and_publish(session, job)
+
+    def revoke(self, job_id: str, process_ended: bool, how: str = "revoke") -> Job | None:
+        """A Celery revoke of the job's task (its id is the job id): the job never runs again.
+
+        Not started (scheduled, queued, blocked, retrying): canceled at once. Running: canceled at once
+        when its process was ended (``process_ended``: a revoke with terminate), else asked to stop at its
+        next progress point, as a user's cancel is. None when the job is finished or gone.
+        """
+        sources = [*REVOCABLE, Status.RUNNING] if process_ended else REVOCABLE
+        job = self.mark_canceled(job_id, sources=sources, message=f"Canceled through Celery ({how})")
+        if job is None and not process_ended:
+            job = self.request_cancel(job_id, f"Cancel requested through Celery ({how})")
+        return job
 
     def requeue(self, job_id: str, attempt: int, reason: str) -> Job | None:
         """running -> queued (the worker is stopping); the attempt does not count against the job."""
@@ -321,11 +365,15 @@ class Lifecycle(Releasing):
             self._commit_and_publish(session, job)
         return self._after_leaving(job, key)
 
-    def recover(self, job_id: str, worker: str, pid: int | None, reason: str) -> Job | None:
+    def recover(
+        self, job_id: str, worker: str, pid: int | None, reason: str, revoked: bool = False
+    ) -> Job | None:
         """A running job whose process died: run it again, or fail it once its attempts are spent.
 
         The lost attempt counts, so a job that kills its worker every time ends ``failed`` instead of
         looping. Conditional on the same worker and pid still holding it, so a re-claimed job is left alone.
+        A job whose cancel was requested, or whose Celery task was revoked (``revoked``: its next message
+        would be discarded), ends ``canceled`` instead of being requeued.
         """
         with self._sessions() as session:
             current = session.get(Job, job_id)
@@ -337,7 +385,8 @@ class Lifecycle(Releasing):
                 Job.worker_pid == pid if pid is not None else Job.worker_pid.is_(None),
             ]
             error = {"type": "WorkerLost", "message": reason}
-            if current.attempts < current.max_attempts and not current.cancel_requested:
+            stop = bool(current.cancel_requested) or revoked
+            if current.attempts < current.max_attempts and not stop:
                 job = transition(
                     session,
                     job_id,
@@ -348,7 +397,7 @@ class Lifecycle(Releasing):
                     error=error,
                     message=f"Requeued: {reason}",
                 )
-            elif current.cancel_requested:
+            elif stop:
                 job = transition(
                     session,
                     job_id,
@@ -357,7 +406,7 @@ class Lifecycle(Releasing):
                     now=now,
                     where=guard,
                     finished_at=now,
-                    message="Canceled",
+                    message=REVOKED_MESSAGE if revoked else "Canceled",
                 )
             else:
                 job = transition(
@@ -371,7 +420,12 @@ class Lifecycle(Releasing):
                     finished_at=now,
                     message=f"Failed: {reason}",
                 )
-            key = self._leave_running(session, job, current.attempts, "lost", now, error=error, trace=None)
+            if revoked:  # Celery ended the process on purpose: the attempt was canceled, not lost
+                key = self._leave_running(session, job, current.attempts, "canceled", now)
+            else:
+                key = self._leave_running(
+                    session, job, current.attempts, "lost", now, error=error, trace=None
+                )
             self._commit_and_publish(session, job)
         if job is not None and job.status == Status.QUEUED.value:
             self.send(job)

@@ -35,7 +35,7 @@ from shared.processes import pid_alive
 from shared.queues import QueueControl
 from shared.settings import get_settings
 from shared.states import Status
-from workers import poolwatch, timeouts
+from workers import poolwatch, revokes, timeouts
 from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
 from workers.unacked import backlog, restore_unnoted, sweep_lost
 
@@ -84,6 +84,7 @@ class Maintenance:
     def run_pass(self) -> None:
         steps = [
             ("heartbeat", defaults.WORKER_HEARTBEAT_INTERVAL_S, self.heartbeat),
+            ("revokes", defaults.MAINTENANCE_INTERVAL_S, lambda: revokes.apply_pending(self.lifecycle)),
             ("release", defaults.MAINTENANCE_INTERVAL_S, self.lifecycle.release_due),
             ("cancel", defaults.MAINTENANCE_INTERVAL_S, self.enforce_cancels),
             ("time-limits", defaults.MAINTENANCE_INTERVAL_S, self.enforce_time_limits),
@@ -147,7 +148,8 @@ class Maintenance:
                 if timeouts.past_limit(job):  # Celery's hard time limit ended the process
                     timeouts.record_time_limit(self.lifecycle, job)
                 else:
-                    self.lifecycle.recover(job.id, job.worker or "", job.worker_pid, "worker process lost")
+                    reason, revoked = "worker process lost", revokes.is_revoked(job.id)
+                    self.lifecycle.recover(job.id, job.worker or "", job.worker_pid, reason, revoked)
 
     def _broker_settled(self) -> bool:
         """False right after Redis lost its data: heartbeats are missing then, not workers."""
@@ -184,7 +186,8 @@ class Maintenance:
             if worker not in alive:
                 alive[worker] = bool(worker) and bool(self.redis.exists(heartbeat_key(worker)))
             if not alive[worker]:
-                self.lifecycle.recover(job.id, worker, job.worker_pid, f"worker {worker or '?'} lost")
+                reason = f"worker {worker or '?'} lost"
+                self.lifecycle.recover(job.id, worker, job.worker_pid, reason, revokes.is_revoked(job.id))
 
     def sweep_lost(self) -> None:
         """Queued jobs whose message a dead worker took and never recorded anywhere (workers.unacked)."""

@@ -12,6 +12,7 @@ from workers import (
     job_logging,  # noqa: F401  (logs duration and peak memory of every job)
     maintenance,  # noqa: F401  (connects the worker signals)
     recurring_jobs,  # noqa: F401  (the task beat sends: questboard.recurring)
+    revokes,  # noqa: F401  (a Celery revoke of a job's task cancels the job)
 )
 from workers.celery_app import celery_app
 from workers.jobs import REGISTRY

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from sqlalchemy import select
 
+from shared.db import get_sessionmaker
+from shared.models import JobAttempt
 from shared.testing import ManagedProcess, free_port, http_ok, wait_for
 from tests.integration.helpers_app import job, submit, wait_finished
 
@@ -144,3 +147,27 @@ def test_a_job_canceled_while_queued_is_revoked_in_flower(client, alice, flower,
         assert wait_finished(client, alice, job_id)["status"] == "canceled"
         wait_for(lambda j=job_id: flower_state(flower, j) == "REVOKED", 15, 0.1, what=f"{job_id} REVOKED")
     assert job(client, alice, waiting)["started_at"] is None
+
+
+def test_a_revoke_with_terminate_from_flower_ends_the_running_job_canceled(
+    client, alice, settings, flower, worker
+):
+    """Flower's own revoke (``POST /api/task/revoke/<task id>?terminate=true``) of a running job's task: the
+    job ends canceled within 5 s, its attempt closed, and Flower shows REVOKED."""
+    warm_up(client, alice, flower)
+    long = submit(client, alice, "diagnostics.probe", {"steps": 600, "step_ms": 100})["id"]
+    wait_for(lambda: job(client, alice, long)["status"] == "running", 20, what="the long job running")
+
+    resp = requests.post(f"{flower}/api/task/revoke/{long}?terminate=true", auth=AUTH, timeout=10)
+    assert resp.status_code == 200, resp.text
+
+    done = wait_for(lambda: (j := job(client, alice, long))["status"] == "canceled" and j, 5, 0.05)
+    assert done["message"].startswith("Canceled through Celery (revoke")
+    with get_sessionmaker(settings.resolved_database_url)() as session:
+        attempts = list(session.scalars(select(JobAttempt).where(JobAttempt.job_id == long)))
+    assert [(a.outcome, a.finished_at is not None) for a in attempts] == [("canceled", True)]
+    wait_for(lambda: flower_state(flower, long) == "REVOKED", 15, 0.1, what="REVOKED in Flower")
+    # The owner's next job runs (the pool replaced the terminated process); the revoked one stays canceled.
+    after = submit(client, alice, "diagnostics.probe")["id"]
+    assert wait_finished(client, alice, after)["status"] == "succeeded"
+    assert job(client, alice, long)["status"] == "canceled"
