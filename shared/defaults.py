@@ -32,3 +32,6 @@ LIST_LIMIT_MAX = 200
 WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
+
+# Operators' job browser: how many explicit ids one bulk action takes (a filter selects any number).
+BULK_IDS_MAX = 10_000
