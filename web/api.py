@@ -141,6 +141,14 @@ def openapi() -> Any:
     return jsonify(build_spec(services().registry))
 
 
+PAGE_ERRORS = {
+    403: ("Not for you", "This page is for operators. Ask an admin if you need access."),
+    404: ("Not found", "There is nothing here for you."),
+    405: ("Not allowed", "This page does not answer that kind of request."),
+    500: ("Something broke", "The server failed to answer. It has been logged; please try again."),
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api; pages keep Flask's HTML errors."""
 
@@ -155,8 +163,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not request.path.startswith("/api/"):
-            if exc.code == 404:
-                return render_template("404.html"), 404
+            if exc.code in PAGE_ERRORS:
+                title, text = PAGE_ERRORS[exc.code]
+                return render_template("error.html", code=exc.code, title=title, text=text), exc.code
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return api_error(exc.code or 500, code, exc.description or exc.name)

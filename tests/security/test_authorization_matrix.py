@@ -133,6 +133,15 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/jobs/<job_id>/cancel"): Row((LOGIN, 302, 404, 302), _fresh_job),
     ("GET", "/jobs/<job_id>/download"): Row(OWNED_PAGE, _export),
     ("GET", "/admin"): Row(CONSOLE),
+    ("GET", "/admin/jobs"): Row(CONSOLE),
+    ("POST", "/admin/jobs/<any(cancel, retry, discard):action>"): Row(  # the confirmation page
+        (LOGIN, 403, 403, 200), request=lambda w: {"data": {"ids": w.new_job()}}
+    ),
+    ("POST", "/admin/jobs/<any(cancel, retry, discard):action>/confirmed"): Row(
+        CONSOLE_ACTION, request=lambda w: {"data": {"ids": w.new_job()}}
+    ),
+    ("GET", "/characters"): Row(PAGE),
+    ("POST", "/jobs/<job_id>/rerun"): Row((LOGIN, 302, 404, 302), _failed),
     ("GET", "/admin/panel"): Row(CONSOLE),
     ("POST", "/admin/queues/<name>/<any(pause, resume):action>"): Row(
         CONSOLE_ACTION, lambda w: {"name": "low"}
