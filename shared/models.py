@@ -293,3 +293,11 @@ class JobRollup(Base):
     run_p50_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     run_p95_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The operators' job browser (newest first, filtered by status, type or queue): chosen from EXPLAIN over a
+# million rows (BENCHMARKS.md, P8).
+Index("ix_jobs_created_id", Job.created_at, Job.id)
+Index("ix_jobs_status_created", Job.status, Job.created_at)
+Index("ix_jobs_type_created", Job.type, Job.created_at)
+Index("ix_jobs_queue_created", Job.queue, Job.created_at)
