@@ -226,6 +226,11 @@ class JobBrowser:
             raise NotFound("No such job.")
         return job
 
+    def get(self, user: User, job_id: str) -> dict[str, Any]:
+        """The job object; NotFound unless ``user`` owns it or is an operator (admin or viewer)."""
+        with self._sessions() as session:
+            return job_to_dict(self._visible(session, user, job_id))
+
     def attempts(self, user: User, job_id: str) -> list[dict[str, Any]]:
         """Every attempt of the job, oldest first; NotFound unless ``user`` may see it."""
         with self._sessions() as session:
