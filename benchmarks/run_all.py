@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "p5": ("benchmarks.p5_recovery", [], ["--runs", "1", "--cap", "30"], 600),
     "p6": ("benchmarks.p6_scale", [], ["--runs", "1", "--big", "20000"], 900),
     "p7": ("benchmarks.p7_submit_to_running", [], ["--runs", "1", "--jobs", "10"], 600),
+    "p8": ("benchmarks.p8_browser", [], ["--rows", "50000", "--repeat", "5"], 1800),
 }
 
 

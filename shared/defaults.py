@@ -121,3 +121,15 @@ TIME_LIMIT_HARD_GRACE_S = 1.5
 # The maintenance loop ends a body still running this long past its hard limit (a pool without Celery's
 # time limits, or a missed kill).
 TIME_LIMIT_ENFORCE_GRACE_S = 1.5
+
+# Operators' job browser: how many explicit ids one bulk action takes (a filter selects any number).
+BULK_IDS_MAX = 10_000
+
+# Rollups for the console's 24 h charts (shared.rollups): minute buckets for the last hour, 15-minute
+# buckets for the day; the maintenance loop recomputes the buckets of the last few minutes this often.
+ROLLUP_FINE_BUCKET_S = 60
+ROLLUP_COARSE_BUCKET_S = 15 * 60
+ROLLUP_FINE_WINDOW_S = 60 * 60
+ROLLUP_WINDOW_S = 24 * 60 * 60
+ROLLUP_RECOMPUTE_S = 5 * 60
+ROLLUP_INTERVAL_S = 30.0

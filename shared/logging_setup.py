@@ -52,6 +52,11 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_value(value: Any) -> Any:
+    """A JSON-like value with secrets replaced by ``***``: values under sensitive keys and known shapes."""
+    return _clean("", value)
+
+
 def _clean(key: str, value: Any) -> Any:
     if _SENSITIVE_KEY.search(key) and value not in (None, ""):
         return REDACTED

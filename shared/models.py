@@ -288,3 +288,34 @@ class CharacterSearch(Base):
 # Operations (console charts, metrics): finished jobs and runs are read by the time they finished.
 Index("ix_jobs_finished_at", Job.finished_at)
 Index("ix_job_attempts_finished_at", JobAttempt.finished_at)
+
+
+class JobRollup(Base):
+    """Finished runs of one queue (``"*"``: every queue) in one time bucket, for the console's 24 h charts.
+
+    Minute buckets cover the last hour or so, 15-minute buckets the day; both are recomputed from
+    ``job_attempts`` by the workers' maintenance loop, so the charts survive a Redis restart.
+    """
+
+    __tablename__ = "job_rollups"
+    __table_args__ = (UniqueConstraint("bucket_s", "bucket_start", "queue", name="uq_job_rollups_bucket"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket_s: Mapped[int] = mapped_column(Integer)  # 60 or 900
+    bucket_start: Mapped[datetime] = mapped_column()
+    queue: Mapped[str] = mapped_column(String(50))
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    wait_p50_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    wait_p95_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    run_p50_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    run_p95_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The operators' job browser (newest first, filtered by status, type or queue): chosen from EXPLAIN over a
+# million rows (BENCHMARKS.md, P8).
+Index("ix_jobs_created_id", Job.created_at, Job.id)
+Index("ix_jobs_status_created", Job.status, Job.created_at)
+Index("ix_jobs_type_created", Job.type, Job.created_at)
+Index("ix_jobs_queue_created", Job.queue, Job.created_at)

@@ -29,6 +29,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "scheduled_at": iso(job.scheduled_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
+        "parent_id": getattr(job, "parent_id", None),
     }
 
 

@@ -82,6 +82,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     mail.init_app(app)
     csrf.exempt(webhooks.bp)  # signed by the sender (HMAC); no session, nothing to forge
     csrf.exempt(imports.api_import)  # bearer token only
+    from web import job_browser, job_pages
+
+    app.register_blueprint(job_browser.bp)
+    app.register_blueprint(job_pages.bp)
+    csrf.exempt(job_browser.bp)  # bearer tokens only, like the admin API
     guard = live_guard.LiveGuard(socketio, "/jobs", ServerSessions(settings.resolved_database_url))
     app.extensions[live_guard.EXTENSION] = guard
     socketio.on_namespace(live.JobsNamespace("/jobs", guard))

@@ -41,9 +41,13 @@ class SubmitJob(BaseModel):
 
     type: str = Field(min_length=1, max_length=100)
     params: dict[str, Any] | None = None
-    queue: str | None = Field(None, json_schema_extra={"enum": list(QUEUES)})
+    queue: str | None = Field(
+        None,
+        json_schema_extra={"enum": list(QUEUES)},
+        description="The type's own queue or a lower one; a higher one is for admins (403).",
+    )
     delay_seconds: float | None = Field(None, ge=0, le=defaults.MAX_SCHEDULE_AHEAD_S)
-    run_at: datetime | None = None
+    run_at: datetime | None = Field(None, description="Without a zone: UTC. At most 366 days ahead.")
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("run_at")
@@ -151,6 +155,14 @@ def openapi() -> Any:
     return jsonify(build_spec(services().registry))
 
 
+PAGE_ERRORS = {
+    403: ("Not for you", "This page is for operators. Ask an admin if you need access."),
+    404: ("Not found", "There is nothing here for you."),
+    405: ("Not allowed", "This page does not answer that kind of request."),
+    500: ("Something broke", "The server failed to answer. It has been logged; please try again."),
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api, /webhooks, /metrics and the health checks; pages keep Flask's HTML errors."""
 
@@ -176,8 +188,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not is_json_path(request.path):
-            if exc.code == 404:
-                return render_template("404.html"), 404
+            if exc.code in PAGE_ERRORS:
+                title, text = PAGE_ERRORS[exc.code]
+                return render_template("error.html", code=exc.code, title=title, text=text), exc.code
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return api_error(exc.code or 500, code, exc.description or exc.name)

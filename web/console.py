@@ -129,10 +129,19 @@ def _back() -> Any:
 @bp.get("")
 @console_viewer_required
 def console() -> Any:
+    from shared.jobtypes import QUEUES
+    from shared.rollups import ALL_QUEUES, Rollups
+
+    queue = request.args.get("history") or ALL_QUEUES
+    queue = queue if queue in QUEUES else ALL_QUEUES
+    history = Rollups(services().settings.resolved_database_url).series(queue)
     return render_template(
         "admin.html",
         flower_url=services().settings.flower_url,
         refresh_s=REFRESH_INTERVAL_S,
+        history=history,
+        history_queue=queue,
+        history_queues=[ALL_QUEUES, *QUEUES],
         **panel_context(_failed_type()),
     )
 

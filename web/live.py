@@ -15,7 +15,6 @@ from shared.errors import NotFound
 from shared.publisher import ADMIN_ROOM, UPDATE_EVENT, job_room, user_room
 from web.auth import SESSION_ID_KEY, server_sessions, user_from_session, user_from_token
 from web.live_guard import SESSION, TOKEN, LiveGuard
-from web.services import services
 
 
 class JobsNamespace(Namespace):
@@ -63,14 +62,16 @@ class JobsNamespace(Namespace):
         if user is None or not isinstance(job_id, str) or not job_id:
             emit("error", {"job_id": job_id, "code": "not_found"})
             return
+        from web.job_browser import job_browser  # owners, admins and viewers (read-only operators)
+
         try:
-            services().jobs.owner_of(user, job_id)
+            job_browser().get(user, job_id)
         except NotFound:
             emit("error", {"job_id": job_id, "code": "not_found"})
             return
         # Join before reading, so no update can fall between the replay and the live stream.
         join_room(job_room(job_id))
-        emit(UPDATE_EVENT, services().jobs.get(user, job_id))
+        emit(UPDATE_EVENT, job_browser().get(user, job_id))
 
     def on_unsubscribe(self, data: Any) -> None:
         job_id = data.get("job_id") if isinstance(data, dict) else None

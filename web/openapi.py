@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 description served at /api/openapi.json: every JSON endpoint, its inputs and every answer.
 
-Bodies are in ``web.openapi_schemas``. Bearer auth is the default; ``security: []`` marks the endpoints
-that need none (health, the spec itself, webhooks, which are signed instead). A test checks that every
-url rule under /api, /webhooks, /healthz, /readyz and /metrics is described here, and the security
-suite fuzzes the live server against it with schemathesis.
+Bodies and query parameters come from pydantic models (``web.openapi_schemas``, ``web.openapi_models``,
+the views' own request models) through the small helpers below. Bearer auth is the default;
+``security: []`` marks the endpoints that need none (health, the spec itself, webhooks, which are signed
+instead). A test checks that every url rule under /api, /webhooks, /healthz, /readyz and /metrics is
+described here, and the security suite fuzzes the live server against it with schemathesis.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared import defaults
 from shared.jobtypes import QUEUES, JobType
-from web.openapi_schemas import COMPONENTS, STATUSES, ref
+from web import openapi_models as models
+from web.openapi_schemas import COMPONENTS, ref
 
 ERROR_TEXT = {
     400: "The body is not valid JSON.",
@@ -86,43 +87,19 @@ def _op(
 
 
 def _submit_schema(registry: Mapping[str, JobType]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["type"],
-        "additionalProperties": False,
-        "properties": {
-            "type": {
-                "type": "string",
-                "enum": sorted(name for name, spec in registry.items() if not spec.internal),
-                "description": "A user type of /api/job-types (admins may also name internal types).",
-            },
-            "params": {"type": "object", "description": "Checked against the type's params_schema."},
-            "queue": {
-                "type": "string",
-                "enum": list(QUEUES),
-                "description": "The type's own queue or a lower one; a higher one is for admins (403).",
-            },
-            "delay_seconds": {"type": "number", "minimum": 0, "maximum": defaults.MAX_SCHEDULE_AHEAD_S},
-            "run_at": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Without a zone: UTC. At most 366 days ahead.",
-            },
-            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
-        },
+    """The body of ``POST /api/jobs``: the model the view validates with, the type enum from ``registry``."""
+    from web.api import SubmitJob
+
+    schema = SubmitJob.model_json_schema(ref_template=models.REF_TEMPLATE)
+    schema["properties"]["type"] = {
+        "type": "string",
+        "enum": sorted(name for name, spec in registry.items() if not spec.internal),
+        "description": "A user type of /api/job-types (admins may also name internal types).",
     }
+    schema["properties"]["params"]["description"] = "Checked against the type's params_schema."
+    return schema
 
 
-LIST_PARAMS = [
-    _in_query("status", {"type": "string", "enum": STATUSES}, "Only jobs in this status."),
-    _in_query("type", {"type": "string", "maxLength": 100}, "Only jobs of this type."),
-    _in_query(
-        "limit",
-        {"type": "integer", "minimum": 1, "maximum": defaults.LIST_LIMIT_MAX},
-        f"Page size (default {defaults.LIST_LIMIT_DEFAULT}).",
-    ),
-    _in_query("cursor", {"type": "string", "maxLength": 500}, "`next_cursor` of the previous page."),
-]
 CSV_BODY = {
     "required": True,
     "content": {
@@ -140,6 +117,13 @@ EXPORT_FILE = {
     "description": "The file, as an attachment",
     "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {}}},
 }
+
+
+def _list_params() -> list[dict[str, Any]]:
+    """The filters of ``GET /api/jobs``, from the model the view validates them with."""
+    from web.api import ListQuery
+
+    return models.query_params(ListQuery)
 
 
 def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
@@ -164,7 +148,7 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
                 "Your jobs, newest first (admins: everyone's)",
                 {"200": _json(ref("JobList"), "A page of jobs")},
                 (401, 422),
-                params=LIST_PARAMS,
+                params=_list_params(),
             ),
         },
         "/api/jobs/{job_id}": {"get": _op("One job", job, (401, 404), params=[JOB_ID])},
@@ -231,9 +215,7 @@ def _admin_paths() -> dict[str, Any]:
     }
     queue = [_in_path("name", "A queue: " + ", ".join(QUEUES) + ".")]
     task = [_in_path("name", "A recurring task's name.")]
-    type_body = _json_body(
-        {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "minLength": 1}}}
-    )
+    type_body = _json_body(ref("JobTypeBody"))
     for action in ("pause", "resume"):
         paths[f"/api/admin/queues/{{name}}/{action}"] = {
             "post": _op(
@@ -274,6 +256,42 @@ def _admin_paths() -> dict[str, Any]:
                 {"200": _json(ref("Count"), "How many")},
                 (400, 401, 403, 422),
                 body=type_body,
+            )
+        }
+    return paths
+
+
+def _browser_paths() -> dict[str, Any]:
+    """The job browser's routes, described from their pydantic models (``web.openapi_models``)."""
+    paths: dict[str, Any] = {
+        "/api/jobs/{job_id}/attempts": {
+            "get": _op(
+                "Every attempt of a job, oldest first (owner, admins and viewers)",
+                {"200": _json({"type": "array", "items": models.ref(models.JobAttempt)}, "Attempts")},
+                (401, 404),
+                params=[JOB_ID],
+            )
+        },
+        "/api/admin/jobs": {
+            "get": _op(
+                "Every user's jobs, newest first, filtered (admins and viewers)",
+                {"200": _json(models.ref(models.AdminJobList), "A page of jobs")},
+                (401, 403, 422),
+                params=models.browser_query_params(),
+            )
+        },
+    }
+    for action, does in (
+        ("cancel", "cancel every selected unfinished job"),
+        ("retry", "retry every selected failed job"),
+        ("discard", "discard every selected failed job"),
+    ):
+        paths[f"/api/admin/jobs/{action}"] = {
+            "post": _op(
+                f"Bulk: {does}; the others are left alone and not counted (audited once)",
+                {"200": _json(ref("Count"), "How many were changed")},
+                (400, 401, 403, 422),
+                body=models.json_body(models.BulkRequest),
             )
         }
     return paths
@@ -362,5 +380,5 @@ def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
             "schemas": COMPONENTS,
         },
         "security": [{"bearer": []}],
-        "paths": {**public, **_jobs_paths(registry), **_admin_paths()},
+        "paths": {**public, **_jobs_paths(registry), **_admin_paths(), **_browser_paths()},
     }

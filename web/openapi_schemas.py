@@ -1,242 +1,209 @@
-"""JSON Schemas of the API's bodies (``components.schemas`` of /api/openapi.json), one constant each.
+"""The API's bodies as pydantic models; ``components.schemas`` of /api/openapi.json is generated from them.
 
-They describe what ``shared.serialize``, ``shared.admin`` and the views return; the security suite's
-schemathesis run checks every response against them, so a change of shape fails there first.
+They describe what ``shared.serialize``, ``shared.admin`` and the views return (the job object and the job
+browser's models are in ``web.openapi_models``); the security suite's schemathesis run checks every
+response against them, so a change of shape fails there first.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic.json_schema import models_json_schema
 
 from shared.jobtypes import QUEUES
 from shared.states import Status
+from web import openapi_models as browser
+from web.openapi_models import REF_TEMPLATE, Job
 
 STATUSES = [s.value for s in Status]
-TIME = {"type": "string", "format": "date-time"}
-NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-NULLABLE_TEXT = {"type": ["string", "null"]}
-COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+QUEUE_NAME = Field(json_schema_extra={"enum": list(QUEUES)})
+Counts = dict[str, NonNegativeInt]
 
 
 def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
 
 
-def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": properties}
+class Open(BaseModel):
+    """A body that may carry more keys than described."""
+
+    model_config = ConfigDict(extra="allow")
 
 
-JOB_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "string"},
-    "type": {"type": "string"},
-    "status": {"type": "string", "enum": STATUSES},
-    "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-    "message": {"type": "string"},
-    "queue": {"type": "string", "enum": list(QUEUES)},
-    "attempts": {"type": "integer", "minimum": 0},
-    "max_attempts": {"type": "integer", "minimum": 1},
-    "params": {"type": "object"},
-    "result": {"description": "Whatever the job type returns (JSON), null until it succeeds."},
-    "error": {
-        "oneOf": [
-            {"type": "null"},
-            _object(["type", "message"], {"type": {"type": "string"}, "message": {"type": "string"}}),
-        ]
-    },
-    "created_at": TIME,
-    "scheduled_at": NULLABLE_TIME,
-    "started_at": NULLABLE_TIME,
-    "finished_at": NULLABLE_TIME,
-}
-JOB = _object(list(JOB_PROPERTIES), JOB_PROPERTIES)
+class ErrorDetail(Open):
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
 
-ERROR = _object(
-    ["error"],
-    {
-        "error": _object(
-            ["code", "message"],
-            {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-            },
-        )
-    },
+
+class Error(Open):
+    """Every error: ``{"error": {"code", "message", "fields"?}}``."""
+
+    error: ErrorDetail
+
+
+class Event(Open):
+    id: int
+    status: Status
+    progress: int
+    message: str
+    created_at: datetime
+
+
+class JobList(Open):
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class JobType(Open):
+    type: str
+    queue: str = QUEUE_NAME
+    description: str
+    params_schema: dict[str, Any] = Field(description="JSON Schema of the type's params.")
+    retry: dict[str, Any] | None = None
+    unique: bool | None = None
+    concurrency_limit: int | None = None
+    rate_limit: str | None = None
+    internal: bool | None = Field(None, description="Submitted by the system; listed for admins only.")
+    time_limit_seconds: int | None = Field(None, description="Seconds one attempt may run.")
+
+
+class SearchResult(Open):
+    kind: Literal["character"]
+    id: str
+    name: str
+    snippet: str
+
+
+class SearchResults(Open):
+    results: list[SearchResult]
+
+
+class WebhookReceipt(Open):
+    delivery_id: str
+    job_id: str | None
+
+
+class Health(Open):
+    status: Literal["ok"]
+
+
+class SupervisedRole(Open):
+    """A role `questboard up` supervises (its state as the supervisor last published it)."""
+
+    supervisor: str = Field(description="host:pid of the `questboard up` running it")
+    name: str = Field(description="web, worker <queues>, beat, flower, redis")
+    state: Literal["running", "restarting", "gave-up", "stopped"]
+    pid: int | None
+    restarts: NonNegativeInt
+    last_exit_code: int | None = Field(description="negative: killed by that signal")
+    last_exit: str | None = None
+    last_exit_at: datetime | None = None
+    since: datetime | None = None
+    restart_in_s: float | None = None
+
+
+class Readiness(Open):
+    status: Literal["ok", "unavailable"]
+    roles: list[SupervisedRole] | None = Field(
+        None, description="Detail: the roles `questboard up` supervises (empty when none does)"
+    )
+    failed: list[Literal["database", "redis", "workers"]] | None = None
+    checks: dict[str, str] = Field(description='Each of database, redis, workers: "ok" or what is wrong.')
+
+
+class Stats(Open):
+    by_status: Counts
+    by_type: dict[str, Counts]
+
+
+class Queue(Open):
+    name: str = QUEUE_NAME
+    depth: NonNegativeInt
+    latency_seconds: float = Field(ge=0)
+    paused: bool
+    workers: list[str]
+
+
+class Worker(Open):
+    name: str
+    queues: list[str]
+    concurrency: int = Field(ge=1)
+    current_jobs: list[str]
+    last_heartbeat: datetime
+
+
+class Attempt(Open):
+    """One attempt as the dead-letter list shows it."""
+
+    number: int = Field(ge=1)
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str | None
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+
+
+class FailedJob(Job):
+    attempts_history: list[Attempt]
+
+
+class RecurringTask(Open):
+    name: str
+    schedule: str = Field(description='A crontab line or "every 10 min".')
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+    paused: bool
+    task: str | None = None
+    args: list[Any] | None = None
+
+
+class RecurringRun(Open):
+    name: str
+    task_id: str
+
+
+class Count(Open):
+    count: NonNegativeInt
+
+
+class JobTypeBody(BaseModel):
+    """``{"type": T}``: every dead-letter job of that type."""
+
+    type: str = Field(min_length=1)
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    Error,
+    Event,
+    JobList,
+    JobType,
+    SearchResults,
+    WebhookReceipt,
+    Health,
+    Readiness,
+    Stats,
+    Queue,
+    Worker,
+    FailedJob,
+    RecurringTask,
+    RecurringRun,
+    Count,
+    JobTypeBody,
 )
 
-EVENT = _object(
-    ["id", "status", "progress", "message", "created_at"],
-    {
-        "id": {"type": "integer"},
-        "status": {"type": "string", "enum": STATUSES},
-        "progress": {"type": "integer"},
-        "message": {"type": "string"},
-        "created_at": TIME,
-    },
-)
 
-JOB_LIST = _object(
-    ["jobs", "next_cursor"],
-    {"jobs": {"type": "array", "items": ref("Job")}, "next_cursor": NULLABLE_TEXT},
-)
+def components() -> dict[str, Any]:
+    """``components.schemas``: these models, the job browser's, and every model they use."""
+    pairs = [(m, "serialization") for m in MODELS + browser.RESPONSE_MODELS]
+    pairs += [(m, "validation") for m in browser.REQUEST_MODELS]
+    _, top = models_json_schema(pairs, ref_template=REF_TEMPLATE)  # type: ignore[arg-type]
+    return dict(top.get("$defs", {}))
 
-JOB_TYPE = _object(
-    ["type", "queue", "description", "params_schema"],
-    {
-        "type": {"type": "string"},
-        "queue": {"type": "string", "enum": list(QUEUES)},
-        "description": {"type": "string"},
-        "params_schema": {"type": "object", "description": "JSON Schema of the type's params."},
-        "retry": {"type": "object"},
-        "unique": {"type": "boolean"},
-        "concurrency_limit": {"type": ["integer", "null"]},
-        "rate_limit": NULLABLE_TEXT,
-        "internal": {"type": "boolean", "description": "Submitted by the system; listed for admins only."},
-        "time_limit_seconds": {"type": "integer", "description": "Seconds one attempt may run."},
-    },
-)
 
-SEARCH_RESULTS = _object(
-    ["results"],
-    {
-        "results": {
-            "type": "array",
-            "items": _object(
-                ["kind", "id", "name", "snippet"],
-                {
-                    "kind": {"type": "string", "enum": ["character"]},
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "snippet": {"type": "string"},
-                },
-            ),
-        }
-    },
-)
-
-WEBHOOK_RECEIPT = _object(
-    ["delivery_id", "job_id"], {"delivery_id": {"type": "string"}, "job_id": NULLABLE_TEXT}
-)
-
-HEALTH = _object(["status"], {"status": {"type": "string", "enum": ["ok"]}})
-
-SUPERVISED_ROLE = _object(
-    ["supervisor", "name", "state", "pid", "restarts", "last_exit_code"],
-    {
-        "supervisor": {"type": "string", "description": "host:pid of the `questboard up` running it"},
-        "name": {"type": "string", "description": "web, worker <queues>, beat, flower, redis"},
-        "state": {"type": "string", "enum": ["running", "restarting", "gave-up", "stopped"]},
-        "pid": {"type": ["integer", "null"]},
-        "restarts": {"type": "integer", "minimum": 0},
-        "last_exit_code": {"type": ["integer", "null"], "description": "negative: killed by that signal"},
-        "last_exit": NULLABLE_TEXT,
-        "last_exit_at": NULLABLE_TIME,
-        "since": NULLABLE_TIME,
-        "restart_in_s": {"type": "number", "minimum": 0},
-    },
-)
-
-READINESS = _object(
-    ["status", "checks"],
-    {
-        "status": {"type": "string", "enum": ["ok", "unavailable"]},
-        "roles": {
-            "type": "array",
-            "items": SUPERVISED_ROLE,
-            "description": "Detail: the roles `questboard up` supervises (empty when none does)",
-        },
-        "failed": {"type": "array", "items": {"type": "string", "enum": ["database", "redis", "workers"]}},
-        "checks": {
-            "type": "object",
-            "required": ["database", "redis", "workers"],
-            "additionalProperties": {"type": "string", "description": '"ok" or what is wrong'},
-        },
-    },
-)
-
-# ----- admin API ---------------------------------------------------------------------------------
-
-STATS = _object(
-    ["by_status", "by_type"],
-    {"by_status": COUNTS, "by_type": {"type": "object", "additionalProperties": COUNTS}},
-)
-
-QUEUE = _object(
-    ["name", "depth", "latency_seconds", "paused", "workers"],
-    {
-        "name": {"type": "string", "enum": list(QUEUES)},
-        "depth": {"type": "integer", "minimum": 0},
-        "latency_seconds": {"type": "number", "minimum": 0},
-        "paused": {"type": "boolean"},
-        "workers": {"type": "array", "items": {"type": "string"}},
-    },
-)
-
-WORKER = _object(
-    ["name", "queues", "concurrency", "current_jobs", "last_heartbeat"],
-    {
-        "name": {"type": "string"},
-        "queues": {"type": "array", "items": {"type": "string"}},
-        "concurrency": {"type": "integer", "minimum": 1},
-        "current_jobs": {"type": "array", "items": {"type": "string"}},
-        "last_heartbeat": TIME,
-    },
-)
-
-ATTEMPT = _object(
-    ["number", "worker", "started_at", "finished_at", "outcome", "error_type", "error_message", "traceback"],
-    {
-        "number": {"type": "integer", "minimum": 1},
-        "worker": NULLABLE_TEXT,
-        "started_at": NULLABLE_TIME,
-        "finished_at": NULLABLE_TIME,
-        "outcome": NULLABLE_TEXT,
-        "error_type": NULLABLE_TEXT,
-        "error_message": NULLABLE_TEXT,
-        "traceback": NULLABLE_TEXT,
-    },
-)
-
-FAILED_JOB = {
-    "allOf": [
-        ref("Job"),
-        _object(["attempts_history"], {"attempts_history": {"type": "array", "items": ref("Attempt")}}),
-    ]
-}
-
-RECURRING_TASK = _object(
-    ["name", "schedule", "last_run_at", "next_run_at", "paused"],
-    {
-        "name": {"type": "string"},
-        "schedule": {"type": "string", "description": 'A crontab line or "every 10 min".'},
-        "last_run_at": NULLABLE_TIME,
-        "next_run_at": NULLABLE_TIME,
-        "paused": {"type": "boolean"},
-        "task": {"type": "string"},
-        "args": {"type": "array"},
-    },
-)
-
-RECURRING_RUN = _object(["name", "task_id"], {"name": {"type": "string"}, "task_id": {"type": "string"}})
-
-COUNT = _object(["count"], {"count": {"type": "integer", "minimum": 0}})
-
-COMPONENTS: dict[str, Any] = {
-    "Job": JOB,
-    "Error": ERROR,
-    "Event": EVENT,
-    "JobList": JOB_LIST,
-    "JobType": JOB_TYPE,
-    "SearchResults": SEARCH_RESULTS,
-    "WebhookReceipt": WEBHOOK_RECEIPT,
-    "Health": HEALTH,
-    "Readiness": READINESS,
-    "Stats": STATS,
-    "Queue": QUEUE,
-    "Worker": WORKER,
-    "Attempt": ATTEMPT,
-    "FailedJob": FAILED_JOB,
-    "RecurringTask": RECURRING_TASK,
-    "RecurringRun": RECURRING_RUN,
-    "Count": COUNT,
-}
+COMPONENTS: dict[str, Any] = components()

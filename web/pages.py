@@ -33,7 +33,10 @@ def _safe_next(target: str | None) -> str:
 
 @bp.app_context_processor
 def _inject_user() -> dict[str, Any]:
-    return {"current_user": getattr(g, "user", None)}
+    user = getattr(g, "user", None)
+    if user is None and not request.path.startswith("/api/"):
+        user = user_from_session()  # error pages and the sign-in pages keep the navigation
+    return {"current_user": user}
 
 
 @bp.get("/login")
@@ -82,8 +85,24 @@ def logout() -> Any:
 @bp.get("/")
 @login_required
 def index() -> Any:
-    jobs, next_cursor = services().jobs.list(g.user, limit=50, cursor=request.args.get("cursor"))
-    return render_template("index.html", jobs=jobs, next_cursor=next_cursor)
+    from shared.jobpages import STATUS_VALUES
+    from web.job_pages import job_pages
+
+    statuses = [s for s in request.args.getlist("status") if s in STATUS_VALUES]
+    types = [t for t in request.args.getlist("type") if t]
+    try:
+        jobs, next_cursor = job_pages().user_list(g.user, statuses, types, request.args.get("cursor"))
+    except ServiceError:
+        abort(404)  # a cursor we did not issue
+    return render_template(
+        "index.html",
+        jobs=jobs,
+        next_cursor=next_cursor,
+        statuses=STATUS_VALUES,
+        types=job_pages().user_types(g.user),
+        chosen_statuses=statuses,
+        chosen_types=types,
+    )
 
 
 @bp.get("/characters/new")
@@ -134,11 +153,9 @@ def _form_error(form: dict[str, Any], errors: dict[str, str], message: str, stat
 @bp.get("/jobs/<job_id>")
 @login_required
 def job_page(job_id: str) -> Any:
-    try:
-        job = services().jobs.get(g.user, job_id)
-    except NotFound:
-        abort(404)
-    return render_template("job.html", job=job)
+    from web.job_pages import detail_context
+
+    return render_template("job.html", **detail_context(job_id))
 
 
 @bp.post("/jobs/<job_id>/cancel")

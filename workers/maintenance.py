@@ -33,6 +33,7 @@ from shared.db import forget_engines, get_sessionmaker
 from shared.models import Job, utcnow
 from shared.processes import pid_alive
 from shared.queues import QueueControl
+from shared.rollups import Rollups
 from shared.settings import get_settings
 from shared.states import Status
 from workers import poolwatch, revokes, timeouts
@@ -69,6 +70,7 @@ class Maintenance:
         self.sessions = get_sessionmaker(settings.resolved_database_url)
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
         self.queue_control = QueueControl(settings.resolved_database_url)
+        self.rollups = Rollups(settings.resolved_database_url)  # the console's 24 h charts
         self.consuming = set(queues) - set(_state["paused_at_start"])
         self._next: dict[str, float] = {}
         self._noted_by_live: set[str] = set()
@@ -96,6 +98,7 @@ class Maintenance:
             ("pending", defaults.MAINTENANCE_INTERVAL_S, self.send_pending),
             ("wake", 2.0, self.lifecycle.wake_all),
             ("pause", 1.0, self.follow_pauses),
+            ("rollups", defaults.ROLLUP_INTERVAL_S, self.rollups.refresh),
         ]
         for name, every_s, step in steps:
             if self.due(name, every_s):

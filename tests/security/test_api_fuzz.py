@@ -34,7 +34,7 @@ from tests.security.support import WEBHOOK_SECRET, WEBHOOK_SOURCE
 from web.openapi import build_spec
 from workers.jobs import build_registry
 
-EXAMPLES_PER_OPERATION = 25  # valid requests per operation and role (27 operations, 2 roles)
+EXAMPLES_PER_OPERATION = 25  # valid requests per operation and role (32 operations, 2 roles)
 NEGATIVE_EXAMPLES_PER_OPERATION = 8  # invalid ones
 OUTSIDER_EXAMPLES_PER_OPERATION = 4  # each way, for each outsider: no token, a forged one
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -86,6 +86,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/jobs/<job_id>/cancel"): Row((401, 202, 404, 202), _fresh_job),
     ("GET", "/api/jobs/<job_id>/events"): Row(OWNED, _job),
     ("GET", "/api/jobs/<job_id>/download"): Row(OWNED, _export),
+    ("GET", "/api/jobs/<job_id>/attempts"): Row(OWNED, _failed),
     ("GET", "/api/search"): Row(BEARER, request=lambda w: {"query_string": {"q": "Mira"}}),
     ("POST", "/api/imports"): Row(
         (401, 202, 202, 202), request=lambda w: {"data": PARTY_CSV, "content_type": "text/csv"}
@@ -97,6 +98,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/admin/workers"): Row(OPERATOR),
     ("GET", "/api/admin/failed"): Row(OPERATOR),
     ("GET", "/api/admin/recurring"): Row(OPERATOR),
+    ("GET", "/api/admin/jobs"): Row(OPERATOR),
+    ("POST", "/api/admin/jobs/<any(cancel, retry, discard):action>"): Row(
+        OPERATOR, request=lambda w: {"json": {"ids": [w.new_job(), w.failed_job()]}}
+    ),
     ("POST", "/api/admin/queues/<name>/<any(pause, resume):action>"): Row(
         OPERATOR, lambda w: {"name": "low"}
     ),
@@ -128,6 +133,15 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/jobs/<job_id>/cancel"): Row((LOGIN, 302, 404, 302), _fresh_job),
     ("GET", "/jobs/<job_id>/download"): Row(OWNED_PAGE, _export),
     ("GET", "/admin"): Row(CONSOLE),
+    ("GET", "/admin/jobs"): Row(CONSOLE),
+    ("POST", "/admin/jobs/<any(cancel, retry, discard):action>"): Row(  # the confirmation page
+        (LOGIN, 403, 403, 200), request=lambda w: {"data": {"ids": w.new_job()}}
+    ),
+    ("POST", "/admin/jobs/<any(cancel, retry, discard):action>/confirmed"): Row(
+        CONSOLE_ACTION, request=lambda w: {"data": {"ids": w.new_job()}}
+    ),
+    ("GET", "/characters"): Row(PAGE),
+    ("POST", "/jobs/<job_id>/rerun"): Row((LOGIN, 302, 404, 302), _failed),
     ("GET", "/admin/panel"): Row(CONSOLE),
     ("POST", "/admin/queues/<name>/<any(pause, resume):action>"): Row(
         CONSOLE_ACTION, lambda w: {"name": "low"}

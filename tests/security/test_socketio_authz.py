@@ -201,3 +201,17 @@ def test_the_npm_client_gets_the_same_answers(node_probe, live_server, alice, bo
     assert {"scope": "all", "code": "forbidden"} in seen_by_spy["errors"]
     assert seen_by_spy["updates"] == []
     assert {job_id, other} <= {u["id"] for u in seen_by_operator["updates"]}
+
+
+def test_viewers_follow_any_job_they_may_look_at(live_server, accounts, settings, alice, listen):
+    """A read-only operator sees every job page (contract §6), so its live updates too."""
+    from tests.integration.test_admin_support import Viewer
+
+    viewer = Viewer(accounts, settings)
+    job_id = submit(live_server, alice)
+    watcher = listen(viewer.token)
+    watcher.call("subscribe", {"job_id": job_id})
+    assert watcher.errors == []
+    wait_for(lambda: job_id in watcher.ids(), 10, what="the replayed state")
+    cancel(live_server, alice, job_id)
+    wait_for(lambda: any(u["status"] == "canceled" for u in watcher.updates), 10, what="the viewer's update")
