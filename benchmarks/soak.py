@@ -5,11 +5,12 @@
 A private Redis, the real web server (gunicorn), two workers — ``a`` reaches Redis through a loopback
 proxy the soak can cut without closing, ``b`` directly — and a SQLite database. Jobs: ``fault.ledger``
 (1–6 progress steps; each completed run recorded once in a ledger table with a unique key) and
-``diagnostics.probe``. Faults, one at random each interval: SIGKILL worker ``b`` (restarted at once), cut
-worker ``a`` from Redis for 20 s, freeze Redis (SIGSTOP) for 10 s, restart Redis empty. At the end every
-accepted job must be ``succeeded``, every ledger job completed exactly once, no submit answered 5xx other
-than 503, and each process tree that ran throughout (same leader) grew its RSS by less than 10 % from
-the end of the first interval (the warm-up) to the end. Exit status 1 if any of that fails.
+``diagnostics.probe``. Faults, one each interval, in random order and each once before any repeats:
+SIGKILL worker ``b`` (restarted at once), cut worker ``a`` from Redis for 20 s, freeze Redis (SIGSTOP)
+for 10 s, restart Redis empty. At the end every accepted job must be ``succeeded``, every ledger job
+completed exactly once, no submit answered 5xx other than 503, and each process tree that ran
+throughout (same leader) grew its RSS by less than 10 % from the end of the first interval (the warm-up)
+to the end. Exit status 1 if any of that fails.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from tests.faults.proxy import LinkProxy
 MODULES = "tests.faults.jobtypes"
 RSS_GROWTH_LIMIT = 0.10
 FINAL = {"succeeded", "failed", "canceled"}
+FAULTS = ["kill_worker", "cut_worker", "freeze_redis", "restart_redis_empty"]
 
 
 def tree_rss_kb(leader: int) -> int:
@@ -99,6 +101,9 @@ class Soak:
         self.answers: dict[int, int] = {}
         self.faults: list[str] = []
         self._lock = threading.Lock()
+        self._bag: list[str] = []
+        self._faulting = threading.Event()  # a fault is killing / restarting a worker on purpose
+        self.unexpected_exits: list[str] = []
 
     def _known_broker(self) -> None:
         self.redis.client().set("questboard:broker-epoch", f"soak:{time.time() - 3600}")
@@ -141,8 +146,23 @@ class Soak:
 
     # Faults -----------------------------------------------------------------------------------------
     def kill_worker(self) -> None:
-        self.workers["b"].kill()
-        self.start_worker("b")
+        self._faulting.set()
+        try:
+            self.workers["b"].kill()
+            self.start_worker("b")
+        finally:
+            self._faulting.clear()
+
+    def replace_exited_workers(self) -> None:
+        """A worker that exited on its own is counted (a failure) and started again, as ``up`` would."""
+        if self._faulting.is_set():
+            return
+        for name, proc in list(self.workers.items()):
+            if not proc.alive():
+                line = next((ln for ln in reversed(proc.output().splitlines()) if "Unrecoverable" in ln), "")
+                self.unexpected_exits.append(f"worker {name} at {time.strftime('%H:%M:%S')}: {line[:300]}")
+                print(f"[{time.strftime('%H:%M:%S')}] worker {name} exited on its own; starting it again")
+                self.start_worker(name)
 
     def cut_worker(self) -> None:
         self.proxy.cut()
@@ -160,7 +180,9 @@ class Soak:
         self.proxy.drop_all()
 
     def run_fault(self) -> None:
-        name = self.rng.choice(["kill_worker", "cut_worker", "freeze_redis", "restart_redis_empty"])
+        if not self._bag:  # every fault once, in random order, before any repeats
+            self._bag = self.rng.sample(FAULTS, len(FAULTS))
+        name = self._bag.pop()
         started = time.monotonic()
         getattr(self, name)()
         with self._lock:
@@ -182,6 +204,7 @@ class Soak:
         while time.monotonic() - started < duration:
             tick = time.monotonic()
             self.submit()
+            self.replace_exited_workers()
             if baseline is None and tick >= next_fault - 2:
                 baseline = {role: (pid, tree_rss_kb(pid)) for role, pid in self.leaders().items()}
             if tick >= next_fault and (fault_thread is None or not fault_thread.is_alive()):
@@ -196,7 +219,7 @@ class Soak:
     def check(self, baseline: dict[str, tuple[int, int]], load_end: float) -> int:
         ok = True
         try:
-            wait_for(self._all_final, 180, 1.0, what="every accepted job final")
+            wait_for(lambda: self.replace_exited_workers() or self._all_final(), 180, 1.0, what="all final")
         except TimeoutError as exc:
             print(f"NOT FINAL: {exc}")
             ok = False
@@ -206,7 +229,9 @@ class Soak:
             ledger = conn.execute(text("SELECT job_id FROM fault_ledger")).scalars().all()
         ledger_jobs = sorted(j for j, kind in self.accepted.items() if kind == "fault.ledger")
         not_succeeded = {j: s for j, s in statuses.items() if s != "succeeded"}
-        ledger_ok = sorted(ledger) == ledger_jobs and len(set(ledger)) == len(ledger)
+        twice = len(ledger) - len(set(ledger))  # the key is unique: stays 0 unless the table is altered
+        missing = len(set(ledger_jobs) - set(ledger))
+        ledger_ok = sorted(ledger) == ledger_jobs
         server_errors = {
             code: n for code, n in self.answers.items() if code >= 500 and code != 503 or code == 0
         }
@@ -217,8 +242,12 @@ class Soak:
         print(
             f"every accepted job final {drained:.1f} s after the load stopped; not succeeded: {not_succeeded}"
         )
-        print(f"ledger: {len(ledger)} completed runs, {len(ledger_jobs)} ledger jobs, each once: {ledger_ok}")
-        ok = ok and not not_succeeded and ledger_ok and not server_errors
+        print(f"ledger: {len(ledger)} completed runs for {len(ledger_jobs)} ledger jobs; never completed: "
+              f"{missing}, completed twice: {twice}")  # fmt: skip
+        print(f"workers that exited on their own: {len(self.unexpected_exits)}")
+        for line in self.unexpected_exits:
+            print(f"  {line}")
+        ok = ok and not not_succeeded and ledger_ok and not server_errors and not self.unexpected_exits
         for role, pid in self.leaders().items():
             base_pid, base_kb = baseline.get(role, (None, 0))
             now_kb = tree_rss_kb(pid)
