@@ -8,14 +8,15 @@ from datetime import timedelta
 from celery.schedules import crontab
 from kombu import Queue
 
-from shared import defaults
+from shared import defaults, redisurl
 from shared.settings import get_settings
 
 _settings = get_settings()
 
-broker_url = _settings.redis_url
-redbeat_redis_url = _settings.redis_url  # the schedule and the leader lock live beside the queues
-redbeat_redis_options = {"health_check_interval": 30}
+# A sentinel:// REDIS_URL becomes kombu's sentinel transport and RedBeat's sentinel options (shared.redisurl).
+broker_url, _broker_extra = redisurl.kombu_broker(_settings.redis_url)
+redbeat_redis_url, _redbeat_extra = redisurl.redbeat(_settings.redis_url)  # beside the queues
+redbeat_redis_options = {"health_check_interval": 30, **_redbeat_extra}
 broker_connection_retry_on_startup = True
 
 # Security: never unpickle anything from the broker.
@@ -65,6 +66,7 @@ broker_transport_options = {
     # A frozen or unreachable Redis fails a command instead of hanging it (a submit never waits forever).
     "socket_timeout": defaults.REDIS_SOCKET_TIMEOUT_S,
     "socket_connect_timeout": defaults.REDIS_CONNECT_TIMEOUT_S,
+    **_broker_extra,
 }
 
 # Recurring tasks. Beat runs them through `questboard beat` (RedBeat: the schedule and a leader lock live in

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from shared import defaults
+from shared import defaults, redisurl
 from shared.db import get_sessionmaker
 from shared.deadletters import DeadLetters
 from shared.errors import InvalidRequest, NotFound
@@ -104,7 +104,7 @@ class Operations:
         self.queue_control = QueueControl(database_url)
 
     def _redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
+        return redisurl.client(
             self._redis_url,
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,

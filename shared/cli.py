@@ -374,10 +374,9 @@ def up(port: int, no_flower: bool, flower_port: int) -> None:
 
 def _describe_redis(url: str, own: bool) -> str:
     """Which Redis ``up`` uses, password masked: its own private one or the one at REDIS_URL."""
-    from urllib.parse import urlsplit
+    from shared.redisurl import describe
 
-    password = urlsplit(url).password
-    shown = url.replace(f":{password}@", ":***@") if password else url
+    shown = describe(url)
     where = "private redis-server started by questboard up" if own else "the one at REDIS_URL"
     return f"{shown}  ({where})"
 

@@ -15,12 +15,14 @@ from urllib.parse import urlsplit
 
 import redis
 
+from shared import redisurl
+
 REDIS_WAIT_S = 4.0
 
 
 def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        client = redisurl.client(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         try:
             return bool(client.ping())
         finally:
@@ -41,6 +43,8 @@ HOW_TO_GET_REDIS = (
 
 def private_redis_target(url: str) -> tuple[str, int]:
     """(host, port) a private ``redis-server`` for ``url`` would bind; RedisUnavailable if it cannot be."""
+    if redisurl.is_sentinel(url):  # a Sentinel service is never replaced by a private server
+        raise RedisUnavailable(f"No master answers at REDIS_URL={redisurl.describe(url)}.")
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     if host not in ("127.0.0.1", "localhost", "::1"):

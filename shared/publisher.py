@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import socketio
 
-from shared import defaults
+from shared import defaults, redisurl
 
 NAMESPACE = "/jobs"
 UPDATE_EVENT = "job:update"
@@ -93,7 +93,7 @@ class SocketIOPublisher:
     """Emits ``job:update`` to the job's room, its owner's room and the operators' room."""
 
     def __init__(self, redis_url: str, channel: str = defaults.SOCKETIO_CHANNEL) -> None:
-        self._manager = BatchingRedisManager(redis_url, channel)
+        self._manager = BatchingRedisManager(redisurl.socketio_url(redis_url), channel)
 
     def job_update(self, job: dict[str, Any], user_id: int) -> None:
         rooms = [job_room(job["id"]), user_room(user_id), ADMIN_ROOM]

@@ -10,9 +10,9 @@ import time
 from functools import cache
 
 from limits import RateLimitItem, parse
-from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from shared import redisurl
 from shared.errors import Postponed
 
 KEY_PREFIX = "questboard-rate"
@@ -27,7 +27,7 @@ def parse_limit(text: str) -> RateLimitItem:
 
 class RateLimiter:
     def __init__(self, redis_url: str) -> None:
-        self._limiter = MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix=KEY_PREFIX))
+        self._limiter = MovingWindowRateLimiter(redisurl.limits_storage(redis_url, key_prefix=KEY_PREFIX))
 
     def try_start(self, job_type: str, limit: str) -> float | None:
         """Take a start for ``job_type``: None if allowed now, else seconds until the window allows one."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from shared import defaults
+from shared import defaults, redisurl
 
 SOCKET_TIMEOUT_S = defaults.SUPERVISOR_STATE_SOCKET_TIMEOUT_S
 
@@ -28,7 +28,7 @@ class StatePublisher:
     """Keeps the latest supervisor snapshot in Redis. ``publish`` never blocks; ``close`` deletes the key."""
 
     def __init__(self, redis_url: str, interval_s: float = defaults.SUPERVISOR_PUBLISH_INTERVAL_S) -> None:
-        self._client = redis.Redis.from_url(
+        self._client = redisurl.client(
             redis_url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
         )
         self._interval_s = interval_s
@@ -115,7 +115,7 @@ def record_beat_lock(client: redis.Redis, lock_key: str, token: bytes | str) -> 
 
 def release_beat_lock(redis_url: str, host: str, pid: int) -> bool:
     """Release the leader lock the dead beat ``host:pid`` held, if it still does. True if released."""
-    client = redis.Redis.from_url(
+    client = redisurl.client(
         redis_url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
     )
     try:

@@ -10,7 +10,7 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared import dbdeadline, defaults
+from shared import dbdeadline, defaults, redisurl
 from shared.db import get_engine
 from shared.sessions import ServerSessions
 from shared.settings import Settings, get_settings
@@ -22,6 +22,16 @@ csrf = CSRFProtect()
 
 # The cookie lives as long as a server-side session may (shared.sessions ends it earlier when it should).
 SESSION_LIFETIME = timedelta(seconds=defaults.SESSION_LIFETIME_S)
+
+
+def _message_queue(redis_url: str) -> dict[str, Any]:
+    """Socket.IO's message-queue options for ``redis_url`` (a Sentinel service gets its own manager)."""
+    if not redisurl.is_sentinel(redis_url):
+        return {"message_queue": redis_url}
+    import socketio as sio
+
+    manager = sio.RedisManager(redisurl.socketio_url(redis_url), channel="flask-socketio")
+    return {"client_manager": manager}
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -55,7 +65,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     csrf.init_app(app)
     socketio.init_app(
         app,
-        message_queue=settings.redis_url,
+        # A sentinel:// REDIS_URL: Flask-SocketIO would pick kombu for that scheme, so give it the manager.
+        **_message_queue(settings.redis_url),
         async_mode="threading",
         channel="flask-socketio",
         # Default origin policy: a browser may connect only from the page's own origin.

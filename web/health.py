@@ -10,7 +10,7 @@ import redis
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from shared import defaults
+from shared import defaults, redisurl
 from shared.db import get_engine
 from shared.rolestate import read_roles
 from web.services import services
@@ -47,7 +47,7 @@ def _check_database() -> str | None:
 
 
 def _check_redis_and_workers() -> tuple[str | None, str | None]:
-    client = redis.Redis.from_url(
+    client = redisurl.client(
         services().settings.redis_url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S
     )
     try:
@@ -64,7 +64,7 @@ def _check_redis_and_workers() -> tuple[str | None, str | None]:
 
 def supervised_roles() -> list[dict[str, Any]]:
     """The roles every live ``questboard up`` supervises (their state, pid, restarts, last exit), or []."""
-    client = redis.Redis.from_url(
+    client = redisurl.client(
         services().settings.redis_url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S
     )
     try:

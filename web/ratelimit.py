@@ -17,9 +17,9 @@ from typing import Any
 import redis
 from flask import current_app, render_template, request
 from limits import RateLimitItem, parse
-from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from shared import redisurl
 from web.services import services
 
 KEY_PREFIX = "questboard-login-rate"
@@ -37,7 +37,7 @@ def _email_key(email: str) -> str:
 
 class LoginLimits:
     def __init__(self, redis_url: str) -> None:
-        storage = RedisStorage(
+        storage = redisurl.limits_storage(
             redis_url,
             key_prefix=KEY_PREFIX,
             socket_timeout=REDIS_TIMEOUT_S,

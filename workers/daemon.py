@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 from sqlalchemy import select
 
-from shared import defaults
+from shared import defaults, redisurl
 from shared.db import get_sessionmaker
 from shared.models import Job
 from shared.processes import pid_alive
@@ -86,7 +86,7 @@ def start_detached(
 def wait_started(pid: int, redis_url: str, timeout_s: float = 30.0) -> str | None:
     """The worker's name once its heartbeat shows up; None if it died or did not start in time."""
     deadline = time.monotonic() + timeout_s
-    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
+    client = redisurl.client(redis_url, decode_responses=True, socket_timeout=2)
     try:
         while time.monotonic() < deadline:
             if not pid_alive(pid):  # (right after fork the cmdline is still ours: only death counts)
@@ -115,7 +115,7 @@ def stop(pid_file: PidFile, settings: Settings, timeout_s: float) -> str:
         was = pid_file.read()
         pid_file.remove()
         return "not running" + (f" (removed stale pid file for pid {was})" if was is not None else "")
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=2)
+    client = redisurl.client(settings.redis_url, decode_responses=True, socket_timeout=2)
     try:
         name = worker_name(client, pid)
     except redis.RedisError:
@@ -157,7 +157,7 @@ def status(pid_file: PidFile, settings: Settings) -> tuple[int, str]:
         stale = f" (stale pid file: pid {was} is gone)" if was is not None else ""
         return EXIT_NOT_RUNNING, f"not running{stale}"
     try:
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=2)
+        client = redisurl.client(settings.redis_url, decode_responses=True, socket_timeout=2)
         name = worker_name(client, pid)
     except redis.RedisError:
         name = None

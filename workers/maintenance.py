@@ -18,7 +18,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import redis
 from celery.signals import (
     celeryd_after_setup,
     task_received,
@@ -28,7 +27,7 @@ from celery.signals import (
 )
 from sqlalchemy import or_, select, update
 
-from shared import defaults
+from shared import defaults, redisurl
 from shared.db import forget_engines, get_sessionmaker
 from shared.models import Job, utcnow
 from shared.processes import pid_alive
@@ -68,7 +67,7 @@ class Maintenance:
         self.lifecycle = lifecycle()
         settings = get_settings()
         self.sessions = get_sessionmaker(settings.resolved_database_url)
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5, decode_responses=True)
+        self.redis = redisurl.client(settings.redis_url, socket_timeout=5, decode_responses=True)
         self.queue_control = QueueControl(settings.resolved_database_url)
         self.rollups = Rollups(settings.resolved_database_url)  # the console's 24 h charts
         self.consuming = set(queues) - set(_state["paused_at_start"])

@@ -18,6 +18,7 @@ from functools import cache
 
 import redis
 
+from shared import redisurl
 from shared.settings import get_settings
 
 RESERVED_PREFIX = "questboard:reserved:"
@@ -34,7 +35,7 @@ class ReservedNoter:
     """Batches SADDs of received job ids, one thread per worker main process."""
 
     def __init__(self, redis_url: str) -> None:
-        self._client = redis.Redis.from_url(redis_url, socket_timeout=2)
+        self._client = redisurl.client(redis_url, socket_timeout=2)
         self._pending: dict[str, list[str]] = {}
         self._wakeup = threading.Condition()
         threading.Thread(target=self._run, name="questboard-reserved", daemon=True).start()

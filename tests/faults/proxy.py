@@ -11,12 +11,19 @@ from shared.testing import free_port
 
 
 class LinkProxy:
-    """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` / ``heal()`` / ``drop_all()``."""
+    """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` / ``heal()`` / ``drop_all()``.
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    ``listener``: accept on this socket instead (e.g. one made inside a host's network namespace).
+    """
+
+    def __init__(self, target_host: str, target_port: int, listener: socket.socket | None = None) -> None:
         self.target = (target_host, target_port)
-        self.port = free_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
+        if listener is None:
+            self.port = free_port()
+            listener = socket.create_server(("127.0.0.1", self.port))
+        else:
+            self.port = listener.getsockname()[1]
+        self._listener = listener
         self._listener.setblocking(False)
         self._pairs: dict[socket.socket, socket.socket] = {}
         self._moving = threading.Event()

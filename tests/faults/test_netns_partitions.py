@@ -1,0 +1,138 @@
+"""Network splits between namespaced hosts (tests/faults/hosts.py): each role a real process on its host.
+
+A cut takes the host's port on one network's bridge down: its packets stop, nothing is closed. Every test
+keeps the ledger (``fault.ledger`` records each completed run under a unique job id): every accepted job
+ends in exactly one final state, no body completed twice, the recovery time is printed, and /readyz
+answers 200 afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import text
+
+from shared.db import get_engine
+from shared.testing import wait_for
+from tests.faults.hosts import Hosts
+from tests.faults.jobtypes import LEDGER_DDL
+from tests.faults.netns import netem_unavailable_reason
+
+RECOVERY_BOUND_S = 15.0
+ANSWER_BOUND_S = 15.0
+
+
+def _ledger(hosts: Hosts) -> None:
+    with get_engine(hosts.database_url).begin() as conn:
+        conn.execute(text(LEDGER_DDL))
+
+
+def _check_ledger(hosts: Hosts, what: str, healed_at: float) -> None:
+    wait_for(hosts.all_final, 90, 0.3, what="every accepted job final")
+    print(f"{what}: every job final {time.monotonic() - healed_at:.2f} s after the link healed")
+    assert hosts.statuses() == dict.fromkeys(hosts.accepted, "succeeded")
+    with get_engine(hosts.database_url).connect() as conn:
+        rows = conn.execute(text("SELECT job_id, attempt FROM fault_ledger")).all()
+    ledger = [row[0] for row in rows]
+    print(f"{what}: completed runs by attempt {sorted(row[1] for row in rows)}")
+    assert sorted(ledger) == sorted(hosts.accepted)  # each completed once (the key is unique)
+    wait_for(lambda: hosts.request("GET", "/readyz")[0] == 200, 30, 0.5, what="/readyz 200 again")
+
+
+def _running_two_holding_two(hosts: Hosts) -> list[str]:
+    """Four 10 s jobs on w1 (2 processes, prefetch 2): 2 run, 2 wait in its prefetch; returns the held."""
+    for _ in range(4):
+        assert hosts.submit(steps=20)[0] == 202
+    wait_for(
+        lambda: (
+            list(hosts.statuses().values()).count("running") == 2 and hosts.local_redis().llen("default") == 0
+        ),
+        30,
+        0.2,
+        what="w1 running 2 jobs and holding 2",
+    )
+    return [j for j, status in hosts.statuses().items() if status == "queued"]
+
+
+def test_worker_host_cut_from_redis_for_40_s_loses_nothing(hosts_for, sqlite_url: str):
+    hosts = hosts_for(sqlite_url)
+    _ledger(hosts)
+    hosts.start_worker("w1", "--prefetch-multiplier", "2")
+    held = _running_two_holding_two(hosts)
+    hosts.start_worker("w2")
+    hosts.net.cut("w1", "redis")
+    cut_at = time.monotonic()
+    for _ in range(2):
+        assert hosts.submit(steps=2)[0] == 202  # accepted during the cut, run by w2
+    wait_for(lambda: all(hosts.status(j) != "queued" for j in held), RECOVERY_BOUND_S, 0.2, what="held jobs")
+    took = time.monotonic() - cut_at
+    print(f"\nworker host cut from Redis: its 2 held jobs started elsewhere after {took:.2f} s")
+    wait_for(lambda: time.monotonic() - cut_at >= 40, 45, 0.5, what="the cut to last 40 s")
+    hosts.net.heal("w1", "redis")
+    _check_ledger(hosts, "worker host cut from Redis", time.monotonic())
+
+
+def test_web_host_cut_from_redis_answers_in_time_and_loses_nothing(hosts_for, sqlite_url: str):
+    hosts = hosts_for(sqlite_url)
+    _ledger(hosts)
+    hosts.start_worker("w1")
+    wait_for(lambda: hosts.request("GET", "/readyz")[0] == 200, 20, 0.3, what="ready before the cut")
+    hosts.net.cut("web", "redis")
+    cut_at = time.monotonic()
+    answers = []
+    for _ in range(3):
+        status, body, headers, took = hosts.submit(steps=2)
+        answers.append((status, round(took, 2)))
+        assert took < ANSWER_BOUND_S and status in (202, 503), (status, body)
+        if status == 503:
+            assert body["error"]["code"] == "unavailable" and headers.get("Retry-After")
+    print(f"\nweb host cut from Redis: submits answered {answers}")
+    status, body, _, took = hosts.request("GET", "/readyz")
+    print(f"web host cut from Redis: /readyz answered {status} after {took:.2f} s: {body}")
+    assert status == 503 and "redis" in body["failed"]
+    wait_for(lambda: time.monotonic() - cut_at >= 20, 25, 0.5, what="the cut to last 20 s")
+    hosts.net.heal("web", "redis")
+    assert hosts.accepted, "no submit was accepted during the cut"
+    _check_ledger(hosts, "web host cut from Redis", time.monotonic())
+
+
+def test_worker_host_cut_from_the_database_loses_nothing_and_commits_once(hosts_for, postgres_url: str):
+    hosts = hosts_for(postgres_url)
+    _ledger(hosts)
+    hosts.start_worker("w1", "--prefetch-multiplier", "2")
+    held = _running_two_holding_two(hosts)
+    hosts.start_worker("w2")
+    hosts.net.cut("w1", "db")
+    cut_at = time.monotonic()
+    for _ in range(2):
+        assert hosts.submit(steps=2)[0] == 202  # accepted during the cut, run by w2
+    wait_for(lambda: all(hosts.status(j) != "queued" for j in held), RECOVERY_BOUND_S, 0.2, what="held jobs")
+    print(f"\nworker host cut from the database: held jobs started after {time.monotonic() - cut_at:.2f} s")
+    wait_for(lambda: time.monotonic() - cut_at >= 30, 35, 0.5, what="the cut to last 30 s")
+    hosts.net.heal("w1", "db")
+    _check_ledger(hosts, "worker host cut from the database", time.monotonic())
+
+
+def test_worker_host_with_200_ms_delay_and_5_percent_loss_finishes_everything_once(
+    hosts_for, sqlite_url: str
+):
+    reason = netem_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    hosts = hosts_for(sqlite_url)
+    _ledger(hosts)
+    hosts.start_worker("w1")
+    hosts.start_worker("w2")
+    hosts.net.impair("w1", "redis", delay_ms=200, loss_pct=5)
+    started = time.monotonic()
+    try:
+        for _ in range(8):
+            assert hosts.submit(steps=4)[0] == 202
+        wait_for(hosts.all_final, 90, 0.5, what="every job final under delay and loss")
+    finally:
+        hosts.net.unimpair("w1", "redis")
+    print(
+        f"\nworker host with 200 ms delay + 5 % loss: 8 jobs final after {time.monotonic() - started:.2f} s"
+    )
+    _check_ledger(hosts, "worker host with delay and loss", time.monotonic())
