@@ -7,7 +7,7 @@ from alembic import command
 from sqlalchemy import inspect, text
 
 from shared.accounts import Accounts
-from shared.db import alembic_config, get_engine, upgrade
+from shared.db import alembic_config, get_engine
 
 REVISION = "0007_server_sessions"
 
@@ -31,7 +31,7 @@ def test_upgrade_keeps_old_tokens_and_downgrade_restores_the_schema(database_url
             ),
             {"u": user_id, "h": "0" * 64},
         )
-    upgrade(database_url)
+    command.upgrade(alembic_config(database_url), REVISION)
     engine.dispose()
     assert {"user_sessions"} <= set(inspect(engine).get_table_names())
     columns = {c["name"] for c in inspect(engine).get_columns("api_tokens")}
