@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from shared import defaults
 from shared.db import get_sessionmaker
 from shared.errors import Conflict, InvalidRequest, NotFound
-from shared.jobs import decode_cursor, encode_cursor
+from shared.jobs import decode_cursor, encode_cursor, newest_first
 from shared.jobtypes import QUEUES
 from shared.models import Job, JobAttempt, User
 from shared.serialize import iso, job_to_dict
@@ -254,12 +254,7 @@ class JobBrowser:
     def list(self, query: JobQuery) -> tuple[list[dict[str, Any]], str | None]:
         """A page of every user's jobs, newest first, each with its owner's email as ``user``."""
         stmt = filtered(select(Job, User.email).join(User, User.id == Job.user_id), query.filter())
-        if query.cursor:
-            created, last_id = decode_cursor(query.cursor)
-            stmt = stmt.where(
-                or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
-            )
-        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(query.limit + 1)
+        stmt = newest_first(stmt, query.cursor, query.limit)
         with self._sessions() as session:
             rows = list(session.execute(stmt))
         page = rows[: query.limit]

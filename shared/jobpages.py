@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from shared import defaults
 from shared.db import get_sessionmaker
 from shared.errors import NotFound
 from shared.jobbrowser import attempt_to_public, may_see
-from shared.jobs import decode_cursor, encode_cursor
+from shared.jobs import encode_cursor, newest_first
 from shared.models import Character, Job, JobAttempt, JobEvent, User
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import Status
@@ -88,12 +88,7 @@ class JobPages:
             stmt = stmt.where(Job.status.in_(statuses))
         if types:
             stmt = stmt.where(Job.type.in_(types))
-        if cursor:
-            created, last_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
-            )
-        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        stmt = newest_first(stmt, cursor, limit)
         with self._sessions() as session:
             jobs = list(session.scalars(stmt))
             page = jobs[:limit]

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared import defaults, hooks, submitrules
@@ -70,6 +70,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidRequest("Invalid cursor.", {"cursor": "not a cursor from a previous page"}) from exc
 
 
+def newest_first(stmt: Select[Any], cursor: str | None, limit: int) -> Select[Any]:
+    """``stmt`` over jobs, newest first, after ``cursor``, with one row beyond ``limit`` (it tells
+    whether there is a next page)."""
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        stmt = stmt.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id)))
+    return stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+
+
 class JobService:
     def __init__(
         self,
@@ -124,12 +133,7 @@ class JobService:
             stmt = stmt.where(Job.status == status)
         if job_type:
             stmt = stmt.where(Job.type == job_type)
-        if cursor:
-            created, last_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(Job.created_at < created, and_(Job.created_at == created, Job.id < last_id))
-            )
-        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        stmt = newest_first(stmt, cursor, limit)
         with self._sessions() as session:
             jobs = list(session.scalars(stmt))
         next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
