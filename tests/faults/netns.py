@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from shared.processes import pid_alive
+
 PREFIX = "qbf"
 NETS = {"redis": "10.213.1", "db": "10.213.2"}
 _CLONE_NEWNET = 0x40000000
@@ -75,20 +77,10 @@ def remove_stale() -> list[str]:
     for line in _ip("netns", "list", check=False).stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         match = re.fullmatch(rf"{PREFIX}(\d+)-[\w]+", name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             _ip("netns", "del", name, check=False)
             removed.append(name)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Network:
