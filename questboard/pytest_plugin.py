@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     RedisServer,
     questboard_env,

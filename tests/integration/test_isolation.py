@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from questboard.testing import wait_for, worker_process
 from shared.settings import Settings
-from shared.testing import wait_for, worker_process
 from shared.timelimits import TimeLimitsError
 from workers.jobs import build_registry
 

@@ -9,13 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shared.accounts import Accounts
-from shared.db import get_sessionmaker
-from shared.jobs import JobService
-from shared.models import Job, JobAttempt, User
-from shared.publisher import SocketIOPublisher
-from shared.settings import Settings
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     RedisServer,
     questboard_env,
@@ -23,6 +17,12 @@ from shared.testing import (
     wait_worker_ready,
     worker_process,
 )
+from shared.accounts import Accounts
+from shared.db import get_sessionmaker
+from shared.jobs import JobService
+from shared.models import Job, JobAttempt, User
+from shared.publisher import SocketIOPublisher
+from shared.settings import Settings
 from tests.reliability.jobtypes import STARTS_KEY
 
 JOB_MODULES = "tests.reliability.jobtypes"

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from questboard.testing import wait_for
 from shared import defaults
 from shared.deadletters import DeadLetters
 from shared.errors import LimitReached
 from shared.models import JobSlot
 from shared.processes import pid_alive
 from shared.publisher import SocketIOPublisher
-from shared.testing import wait_for
 from tests.reliability.conftest import JOB_MODULES, Stack
 
 

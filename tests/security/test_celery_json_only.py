@@ -11,9 +11,9 @@ import pickle
 import redis
 from kombu import Producer
 
+from questboard.testing import wait_for
 from shared.jobs import JobService
 from shared.publisher import NullPublisher
-from shared.testing import wait_for
 from workers.celery_app import make_celery
 from workers.jobs import build_registry
 from workers.maintenance import BROKER_EPOCH_KEY

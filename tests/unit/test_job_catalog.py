@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.testing import REPO_ROOT
+from questboard.testing import REPO_ROOT
 from workers.catalog import render_markdown
 from workers.jobs import build_registry
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from questboard.testing import free_port
 from shared.errors import PermanentError, TransientError
 from shared.jobtypes import RetryPolicy
-from shared.testing import free_port
 from tests.fake_llm import FakeLLM, completion, stream
 from workers.providers import CharacterSheet
 from workers.providers.openai import OpenAIProvider, retry_after_s
