@@ -8,6 +8,33 @@ from shared.models import Character
 
 # The order every sheet lists abilities in (a stored dict may come back in another order: JSONB sorts keys).
 ABILITY_ORDER = ("STR", "DEX", "CON", "INT", "WIS", "CHA")
+# The choices a character is made from (the job's params and the page's form).
+RACES = ("Human", "Elf", "Dwarf", "Halfling", "Gnome", "Half-Elf", "Half-Orc", "Tiefling", "Dragonborn")
+CLASSES = (
+    "Barbarian",
+    "Bard",
+    "Cleric",
+    "Druid",
+    "Fighter",
+    "Monk",
+    "Paladin",
+    "Ranger",
+    "Rogue",
+    "Sorcerer",
+    "Warlock",
+    "Wizard",
+)
+ALIGNMENTS = (
+    "Lawful Good",
+    "Neutral Good",
+    "Chaotic Good",
+    "Lawful Neutral",
+    "True Neutral",
+    "Chaotic Neutral",
+    "Lawful Evil",
+    "Neutral Evil",
+    "Chaotic Evil",
+)
 
 
 def ordered_abilities(abilities: dict[str, Any] | None) -> dict[str, Any]:

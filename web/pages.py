@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from shared.characters import ordered_abilities
+from shared.characters import ALIGNMENTS, CLASSES, RACES, ordered_abilities
 from shared.db import get_sessionmaker
 from shared.errors import LimitReached, NotFound, ServiceError
 from shared.models import Character
@@ -16,7 +16,6 @@ from web.auth import log_in, log_out, login_required, user_from_session
 from web.mail import request_login_mail
 from web.ratelimit import client_ip, login_limits, too_many_attempts
 from web.services import services
-from workers.jobs.character_generate import ALIGNMENTS, CLASSES, RACES
 
 bp = Blueprint("pages", __name__)
 

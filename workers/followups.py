@@ -8,17 +8,15 @@ active-job limit, and a retried parent finds them by their idempotency keys inst
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from sqlalchemy import select
 
-from shared.accounts import Accounts
+from questboard import app as composition
 from shared.jobs import JobService
 from shared.jobtypes import JobContext
 from shared.mail import queue_mail
 from shared.models import Job, User
-from shared.publisher import SocketIOPublisher
 from shared.settings import get_settings
 from shared.system import SystemJobs
 
@@ -26,32 +24,18 @@ INDEX_JOB = "content.index"
 MAIL_JOB = "mail.deliver"
 
 
-@cache
 def job_service() -> JobService:
-    """This process's job service (built lazily, after the pool forks)."""
-    from workers.celery_app import celery_app
-    from workers.dispatch import CeleryDispatcher
-    from workers.jobs import REGISTRY
-
-    settings = get_settings()
-    return JobService(
-        settings.resolved_database_url,
-        REGISTRY,
-        SocketIOPublisher(settings.redis_url),
-        CeleryDispatcher(celery_app),
-        user_job_limit=settings.user_job_limit,
-        user_queued_limit=settings.user_queued_limit,
-    )
+    """This process's job service, from the composition root (built on first use, after the pool forks)."""
+    return composition.current().jobs
 
 
-@cache
 def system_jobs() -> SystemJobs:
-    jobs = job_service()
-    return SystemJobs(get_settings().resolved_database_url, jobs.registry, jobs.publisher, jobs.dispatcher)
+    """This process's submitter of system-owned jobs."""
+    return composition.current().system
 
 
 def owner(ctx: JobContext) -> User:
-    user = Accounts(get_settings().resolved_database_url).get_user(ctx.user_id)
+    user = composition.current().accounts.get_user(ctx.user_id)
     if user is None:
         raise LookupError(f"the owner (user {ctx.user_id}) of job {ctx.job_id} is gone")
     return user

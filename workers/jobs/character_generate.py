@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
-from shared.characters import ABILITY_ORDER, character_result
+from shared.characters import ABILITY_ORDER, ALIGNMENTS, CLASSES, RACES, character_result
 from shared.choices import CaseInsensitive
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import Character
@@ -16,32 +16,6 @@ from workers import followups
 from workers.providers import CharacterSheet, get_provider
 from workers.providers.streaming import write_with_progress
 
-RACES = ("Human", "Elf", "Dwarf", "Halfling", "Gnome", "Half-Elf", "Half-Orc", "Tiefling", "Dragonborn")
-CLASSES = (
-    "Barbarian",
-    "Bard",
-    "Cleric",
-    "Druid",
-    "Fighter",
-    "Monk",
-    "Paladin",
-    "Ranger",
-    "Rogue",
-    "Sorcerer",
-    "Warlock",
-    "Wizard",
-)
-ALIGNMENTS = (
-    "Lawful Good",
-    "Neutral Good",
-    "Chaotic Good",
-    "Lawful Neutral",
-    "True Neutral",
-    "Chaotic Neutral",
-    "Lawful Evil",
-    "Neutral Evil",
-    "Chaotic Evil",
-)
 ABILITIES = ABILITY_ORDER
 # Which abilities each class wants highest, best first.
 CLASS_PRIORITY = {
