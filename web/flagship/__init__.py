@@ -1,0 +1,1 @@
+"""The flagship application's web side: exports, imports, search and webhook endpoints."""

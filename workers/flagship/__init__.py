@@ -1,0 +1,1 @@
+"""The flagship application's job types (characters, exports, imports, search, webhooks)."""
