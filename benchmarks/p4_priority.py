@@ -44,12 +44,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
 
     def body(stack: h.Stack) -> dict[str, Any]:
+        from questboard.app import registry
         from shared.accounts import Accounts
         from shared.db import get_sessionmaker
         from shared.jobs import JobService
         from shared.publisher import SocketIOPublisher
         from workers.dispatch import CeleryDispatcher
-        from workers.jobs import REGISTRY
 
         redis_srv = stack.start_redis()
         client = redis_srv.client()
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stack.questboard_worker(env, "default,low", 2, name="default-low")
         jobs = JobService(
             db_url,
-            REGISTRY,
+            registry(),
             SocketIOPublisher(redis_srv.url),
             CeleryDispatcher(h.questboard_celery(redis_srv.url)),
             user_job_limit=10**9,

@@ -79,12 +79,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
 
     def body(stack: h.Stack) -> dict[str, Any]:
+        from questboard.app import registry
         from shared.accounts import Accounts
         from shared.db import get_sessionmaker
         from shared.jobs import JobService
         from shared.publisher import SocketIOPublisher
         from workers.dispatch import CeleryDispatcher
-        from workers.jobs import REGISTRY
 
         redis_srv = stack.start_redis()
         h.set_broker_epoch(redis_srv.url)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env = stack.env(redis_srv.url, db_url)
         jobs = JobService(
             db_url,
-            REGISTRY,
+            registry(),
             SocketIOPublisher(redis_srv.url),
             CeleryDispatcher(h.questboard_celery(redis_srv.url)),
             user_job_limit=10**9,

@@ -6,14 +6,17 @@ role takes its services from here: the web (``build`` once per Flask app, ``web.
 and the CLI (``current``: this process's, from its environment), the pytest plugin (``build`` with the
 test's settings). Nothing below this package builds a publisher, a dispatcher or a registry itself.
 
-Layers (tests/unit/test_layering.py): ``shared`` is imported here at module level; ``workers`` only
-inside the functions that need Celery or the job catalog, because ``workers`` and ``web`` import this
-module: importing it never imports Celery and never cycles.
+The flagship application (``*/flagship/``) is registered here too: its job types (``job_types``) and its
+web endpoints (``web_applications``); the platform never imports it.
+
+Layers (tests/unit/test_layering.py): ``shared`` is imported here at module level; ``workers`` and
+``web`` only inside the functions that need Celery, the job catalog or the application, because both
+import this module: importing it never imports Celery or Flask and never cycles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
@@ -31,6 +34,7 @@ from shared.system import SystemJobs
 
 if TYPE_CHECKING:
     from celery import Celery
+    from flask import Flask
 
     from workers.recurring import RecurringTasks
 
@@ -89,11 +93,28 @@ class Questboard:
         return RecurringTasks(self.celery)
 
 
-def job_types(settings: Settings) -> dict[str, JobType]:
-    """The registry ``settings`` describe: the built-in types, QUESTBOARD_JOB_MODULES, time limits."""
+def job_types(modules: str | None = None, time_limits: str | None = None) -> dict[str, JobType]:
+    """The registry: the platform's types, the flagship application's, those of ``modules``
+    (QUESTBOARD_JOB_MODULES), with the ``time_limits`` overrides (QUESTBOARD_TIME_LIMITS). The
+    application is registered here, and only here: the platform never imports it."""
+    from workers.flagship import JOBS as FLAGSHIP_JOBS
     from workers.jobs import build_registry
 
-    return build_registry(settings.job_modules, settings.time_limits)
+    return build_registry(modules, time_limits, FLAGSHIP_JOBS)
+
+
+@cache
+def registry() -> dict[str, JobType]:
+    """This process's registry, from its environment: the one the worker registers its tasks from."""
+    settings = get_settings()
+    return job_types(settings.job_modules, settings.time_limits)
+
+
+def web_applications() -> list[Callable[[Flask], None]]:
+    """What ``create_app`` installs beside the platform's own pages: the flagship's endpoints."""
+    from web import flagship
+
+    return [flagship.init_app]
 
 
 def build(
@@ -107,7 +128,7 @@ def build(
     celery = celery if celery is not None else make_celery(settings)
     return Questboard(
         settings=settings,
-        registry=registry if registry is not None else job_types(settings),
+        registry=registry if registry is not None else job_types(settings.job_modules, settings.time_limits),
         publisher=SocketIOPublisher(settings.redis_url),
         dispatcher=CeleryDispatcher(celery),
         celery=celery,
@@ -120,6 +141,5 @@ def current() -> Questboard:
     app and registry (the ones the worker's tasks are registered from). Built on first use: in a worker,
     after the pool forks."""
     from workers.celery_app import celery_app
-    from workers.jobs import REGISTRY
 
-    return build(get_settings(), celery=celery_app, registry=REGISTRY)
+    return build(get_settings(), celery=celery_app, registry=registry())

@@ -65,7 +65,8 @@ def jobs_types(markdown: bool) -> None:
     from questboard.app import job_types
     from workers.catalog import render_markdown, render_text
 
-    registry = job_types(get_settings())
+    settings = get_settings()
+    registry = job_types(settings.job_modules, settings.time_limits)
     click.echo(render_markdown(registry) if markdown else render_text(registry), nl=False)
 
 

@@ -85,13 +85,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(metrics.bp)
     csrf.exempt(metrics.bp)
     app.register_blueprint(console.bp)
-    from web import exports, imports, mail, search, webhooks
+    from web import mail
 
-    for blueprint in (exports.bp, imports.bp, search.bp, webhooks.bp):
-        app.register_blueprint(blueprint)
     mail.init_app(app)
-    csrf.exempt(webhooks.bp)  # signed by the sender (HMAC); no session, nothing to forge
-    csrf.exempt(imports.api_import)  # bearer token only
+    for install in composition.web_applications():  # the application's endpoints (the flagship's)
+        install(app)
     from web import job_browser, job_pages
 
     app.register_blueprint(job_browser.bp)

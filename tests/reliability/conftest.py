@@ -57,13 +57,13 @@ class Stack:
         self.sessions = get_sessionmaker(db_url)
 
     def _service(self) -> JobService:
+        from questboard.app import job_types
         from workers.celery_app import make_celery
         from workers.dispatch import CeleryDispatcher
-        from workers.jobs import build_registry
 
         return JobService(
             self.db_url,
-            build_registry(JOB_MODULES),
+            job_types(JOB_MODULES),
             SocketIOPublisher(self.redis.url),
             CeleryDispatcher(make_celery(self.settings)),
             user_job_limit=self.settings.user_job_limit,

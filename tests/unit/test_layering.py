@@ -10,7 +10,10 @@ The rules (an import counts wherever it is written, inside functions too; only i
   Flask-WTF, Celery, kombu, RedBeat or Flower: whatever needs those is handed to it from above;
 - ``workers`` never imports ``web``, and ``web`` never imports ``workers``: what one side needs of the
   other (the Celery app for the dispatcher, the job catalog) comes through the composition root;
-- ``web`` and ``workers`` reach into ``questboard`` only through the composition root, ``questboard.app``.
+- ``web`` and ``workers`` reach into ``questboard`` only through the composition root, ``questboard.app``;
+- the platform never imports the application: ``shared.flagship``, ``web.flagship`` and
+  ``workers.flagship`` (the flagship app: characters, exports, imports, search, webhooks) are imported
+  only by each other and by the composition root, which registers the app's job types and endpoints.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ FORBIDDEN = {
 }
 # Of questboard, the layers below may use the composition root only.
 ROOT_MODULE = "questboard.app"
+APPLICATION = ("shared.flagship", "web.flagship", "workers.flagship")
+PLATFORM = ("questboard", "shared", "web", "workers")
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -96,6 +101,24 @@ def test_layer_imports_only_what_lies_below_it(package: str) -> None:
     assert _modules(package), f"no modules found under {package}/"
     violations = _violations(package)
     assert not violations, f"{package}/ breaks the layering:\n" + "\n".join(violations)
+
+
+def _in_application(module: str) -> bool:
+    return any(module == app or module.startswith(app + ".") for app in APPLICATION)
+
+
+def test_platform_never_imports_the_application() -> None:
+    found = []
+    for package in PLATFORM:
+        for path in _modules(package):
+            where = path.relative_to(ROOT)
+            dotted = ".".join(where.with_suffix("").parts)
+            if _in_application(dotted) or dotted == ROOT_MODULE:
+                continue
+            tree = ast.parse(path.read_text(), filename=str(path))
+            found += sorted({f"{where}:{line}" for line, module in _imports(tree) if _in_application(module)})
+    assert all(_modules(app.replace(".", "/")) for app in APPLICATION)
+    assert not found, "platform modules import the application:\n" + "\n".join(found)
 
 
 def test_the_checker_sees_lazy_imports_and_skips_type_only_ones() -> None:
