@@ -1,4 +1,5 @@
-"""The flagship's character pages: the form that submits ``character.generate`` and a character's sheet."""
+"""The flagship's character pages: the user's characters, the form that submits ``character.generate``, a
+character's sheet."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ from sqlalchemy import select
 
 from shared.db import get_sessionmaker
 from shared.errors import LimitReached, ServiceError
-from shared.flagship.characters import ALIGNMENTS, CLASSES, RACES, ordered_abilities
+from shared.flagship.characters import ALIGNMENTS, CLASSES, RACES, ordered_abilities, user_characters
 from shared.models import Character
 from web.auth import login_required
 from web.services import services
 
 bp = Blueprint("characters", __name__)
+
+
+@bp.get("/characters")
+@login_required
+def listing() -> Any:
+    return render_template(
+        "characters.html", characters=user_characters(services().settings.resolved_database_url, g.user)
+    )
 
 
 @bp.get("/characters/new")
