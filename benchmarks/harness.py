@@ -420,6 +420,18 @@ def make_users(db_url: str, count: int, prefix: str = "bench") -> list[tuple[int
     return made
 
 
+def questboard_jobs(redis_url: str, database_url: str) -> Any:
+    """Questboard's job service from the composition root, without the per-user limits (one user submits
+    every job of a benchmark)."""
+    from questboard.app import build
+    from shared.settings import Settings
+
+    settings = Settings(
+        redis_url=redis_url, database_url=database_url, user_job_limit=10**9, user_queued_limit=10**9
+    )
+    return build(settings, celery=questboard_celery(redis_url)).jobs
+
+
 def questboard_celery(redis_url: str) -> Any:
     """Questboard's own Celery app (its celeryconfig) pointed at ``redis_url``: sends what JobService sends."""
     from shared.settings import Settings
