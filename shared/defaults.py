@@ -71,7 +71,7 @@ WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
 
-# `questboard up` supervises its roles (shared.supervisor): a role that exits is started again after a
+# `questboard up` supervises its roles (questboard.supervisor): a role that exits is started again after a
 # backoff that doubles from INITIAL to MAX and falls back to INITIAL once the role has run RESET_AFTER; a
 # role that exits GIVE_UP_EXITS times within GIVE_UP_WINDOW is given up on (the others keep running).
 SUPERVISOR_BACKOFF_INITIAL_S = 0.5

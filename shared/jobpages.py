@@ -1,5 +1,5 @@
-"""What the pages read (no Flask): a job's detail, a user's list with follow-ups under their parent, and a
-user's characters. Owners see their own jobs; admins and viewers every job."""
+"""What the pages read (no Flask): a job's detail and a user's list with follow-ups under their parent.
+Owners see their own jobs; admins and viewers every job."""
 
 from __future__ import annotations
 
@@ -111,16 +111,6 @@ class JobPages:
                 select(Job.type).where(Job.user_id == user.id, Job.parent_id.is_(None)).distinct()
             )
             return sorted(rows)
-
-    def characters(self, user: User) -> list[dict[str, Any]]:
-        """The user's characters, newest first."""
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(Character)
-                .where(Character.user_id == user.id)
-                .order_by(Character.created_at.desc(), Character.id)
-            )
-            return [character_to_dict(c) for c in rows]
 
 
 STATUS_VALUES = [s.value for s in Status]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from celery import Task
 
+from questboard.app import registry
 from shared import defaults
 from shared.jobtypes import JobType
 from workers import (
@@ -15,7 +16,6 @@ from workers import (
     revokes,  # noqa: F401  (a Celery revoke of a job's task cancels the job)
 )
 from workers.celery_app import celery_app
-from workers.jobs import REGISTRY
 from workers.outcomes import JobFailed, report
 from workers.runtime import run_job
 
@@ -51,5 +51,5 @@ TASKS = {
         soft_time_limit=spec.time_limit_seconds,
         time_limit=hard_limit_s(spec),
     )(_bind(spec))
-    for name, spec in REGISTRY.items()
+    for name, spec in registry().items()
 }

@@ -7,9 +7,9 @@ import io
 
 from sqlalchemy import select
 
+from questboard.testing import wait_for
 from shared.db import get_sessionmaker
 from shared.models import Character, Job
-from shared.testing import wait_for
 from tests.integration.helpers_app import csrf_token, events, job, log_in, wait_finished
 
 GOOD_CSV = (

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 
 from shared.errors import InvalidRequest, LimitReached
-from shared.imports import MAX_IMPORT_ROWS, REQUIRED_COLUMNS, ImportFileError, parse_character_csv
+from shared.flagship.imports import MAX_IMPORT_ROWS, REQUIRED_COLUMNS, ImportFileError, parse_character_csv
 from web.auth import api_error, api_user_required, login_required
 from web.services import services
 

@@ -19,13 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, update
 
 from shared.errors import JobCanceled
-from shared.imports import MAX_IMPORT_ROWS
+from shared.flagship.imports import MAX_IMPORT_ROWS
 from shared.jobtypes import ConcurrencyLimit, JobContext, JobType, RetryPolicy
 from shared.models import Job, JobEvent, utcnow
 from shared.serialize import job_to_dict
 from shared.states import FINISHED, NOT_STARTED, Status
 from workers import followups
-from workers.jobs.character_generate import CharacterParams
+from workers.flagship.character_generate import CharacterParams
 
 CHILD_TYPE = "character.generate"
 CHILD_QUEUE = "low"  # bulk work: it must not delay characters people are waiting for

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from shared.settings import get_settings
-
-
-def _settings() -> Any:
-    return get_settings()
-
-
-def _operations() -> Any:
+if TYPE_CHECKING:
     from shared.admin import Operations
-    from shared.deadletters import DeadLetters
-    from shared.publisher import SocketIOPublisher
-    from workers.celery_app import make_celery
-    from workers.dispatch import CeleryDispatcher
-    from workers.jobs import REGISTRY
 
-    settings = _settings()
-    url = settings.resolved_database_url
-    publisher = SocketIOPublisher(settings.redis_url)
-    dead = DeadLetters(url, REGISTRY, publisher, CeleryDispatcher(make_celery(settings)))
-    return Operations(url, settings.redis_url, dead)
+
+def _operations() -> Operations:
+    from questboard.app import current
+
+    return current().operations
 
 
 def _operator_call(action: Any, *args: Any) -> Any:
