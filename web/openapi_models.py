@@ -46,6 +46,7 @@ class Job(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     parent_id: str | None = Field(description="The job that created this one, or null.")
+    debounce_key: str | None = Field(None, description="The debounce_key it was submitted with, or null.")
 
 
 class AdminJob(Job):

@@ -1,0 +1,150 @@
+"""Debounce (contract §3): a burst of submits with one ``debounce_key`` is one job, run once by a real worker
+after the last submit + ``debounce_seconds`` with the last params, on SQLite and PostgreSQL; concurrent
+submits cannot make a second job; bad debounce input is a 422 with fields."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from shared.db import get_sessionmaker
+from shared.models import Job, JobAttempt
+from tests.integration.helpers_app import wait_finished
+
+WINDOW_S = 2
+
+
+@pytest.fixture
+def db_url(database_url: str) -> str:
+    return database_url
+
+
+def debounced(client, person, steps: int, key: str = "sync", seconds: float = WINDOW_S, **extra):
+    body = {
+        "type": "diagnostics.probe",
+        "params": {"steps": steps},
+        "debounce_key": key,
+        "debounce_seconds": seconds,
+        **extra,
+    }
+    return client.post("/api/jobs", json=body, headers=person.headers)
+
+
+def at(value: str | None) -> datetime:
+    assert value is not None
+    return datetime.fromisoformat(value)
+
+
+def rows(settings, key: str) -> list[Job]:
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        return list(db.scalars(select(Job).where(Job.debounce_key == key)))
+
+
+def attempts_of(settings, job_id: str) -> int:
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        return len(db.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)).all())
+
+
+def test_a_burst_runs_once_after_its_last_submit_with_the_last_params(client, alice, settings, worker):
+    answers = []
+    for steps in range(1, 6):
+        sent_at = datetime.now(UTC)
+        resp = debounced(client, alice, steps)
+        answers.append((sent_at, resp.status_code, resp.get_json()))
+    first, repeats = answers[0], answers[1:]
+    assert first[1] == 202 and first[2]["status"] == "scheduled", first
+    assert first[2]["debounce_key"] == "sync"
+    assert [code for _, code, _ in repeats] == [200] * 4, repeats
+    assert {job["id"] for _, _, job in answers} == {first[2]["id"]}
+    last_sent, _, last = answers[-1]
+    # Each repeat moved the run time to its own submit + the window, and took its params.
+    assert last["params"]["steps"] == 5 and last["status"] == "scheduled"
+    assert at(last["scheduled_at"]) >= last_sent + timedelta(seconds=WINDOW_S) - timedelta(milliseconds=50)
+    assert at(last["scheduled_at"]) > at(first[2]["scheduled_at"])
+
+    done = wait_finished(client, alice, first[2]["id"], timeout_s=30)
+    assert done["status"] == "succeeded" and done["params"]["steps"] == 5
+    assert at(done["started_at"]) >= at(last["scheduled_at"])  # not before the last submit + window
+    assert attempts_of(settings, done["id"]) == 1 and len(rows(settings, "sync")) == 1
+
+    # Once it was released, the next submit with the key starts the next burst.
+    resp = debounced(client, alice, 7)
+    assert resp.status_code == 202 and resp.get_json()["id"] != done["id"]
+
+
+def test_concurrent_submits_make_one_job(app, alice, settings):
+    threads, answers = 8, []
+    barrier = threading.Barrier(threads)
+    lock = threading.Lock()
+
+    def submit(n: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        resp = debounced(client, alice, n + 1, key="race", seconds=60)
+        with lock:
+            answers.append((resp.status_code, resp.get_json()))
+
+    workers = [threading.Thread(target=submit, args=(n,)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(30)
+    codes = sorted(code for code, _ in answers)
+    assert codes == [200] * (threads - 1) + [202], answers
+    assert len({job["id"] for _, job in answers}) == 1
+    [job] = rows(settings, "race")
+    assert job.status == "scheduled"
+
+
+def test_keys_users_and_types_are_separate(client, alice, bob, settings):
+    a = debounced(client, alice, 1, key="k").get_json()
+    assert debounced(client, bob, 1, key="k").get_json()["id"] != a["id"]  # another owner: its own job
+    assert debounced(client, alice, 1, key="other").get_json()["id"] != a["id"]
+    resp = client.post(
+        "/api/jobs",
+        json={
+            "type": "report.export",
+            "params": {"kind": "jobs", "format": "csv"},
+            "debounce_key": "k",
+            "debounce_seconds": 5,
+        },
+        headers=alice.headers,
+    )
+    assert resp.status_code == 202 and resp.get_json()["id"] != a["id"]
+    # Bob sees nothing of Alice's job through his repeat.
+    assert client.get(f"/api/jobs/{a['id']}", headers=bob.headers).status_code == 404
+
+
+def test_a_repeat_is_not_refused_by_the_per_user_limit(app, client, alice):
+    limit = app.extensions["questboard"].jobs.user_job_limit
+    first = debounced(client, alice, 1, key="cap", seconds=600)
+    for _ in range(limit - 1):
+        debounced(client, alice, 1, key=f"fill-{_}", seconds=600)
+    assert debounced(client, alice, 1, key="fresh", seconds=600).status_code == 429
+    resp = debounced(client, alice, 2, key="cap", seconds=600)
+    assert resp.status_code == 200 and resp.get_json()["id"] == first.get_json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"debounce_seconds": 0}, "debounce_seconds"),
+        ({"debounce_seconds": 86401}, "debounce_seconds"),
+        ({"debounce_seconds": None}, "debounce_seconds"),
+        ({"debounce_key": None}, "debounce_key"),
+        ({"debounce_key": ""}, "debounce_key"),
+        ({"debounce_key": "k" * 201}, "debounce_key"),
+        ({"delay_seconds": 5}, "delay_seconds"),
+        ({"run_at": "2030-01-01T00:00:00Z"}, "run_at"),
+    ],
+)
+def test_bad_debounce_input_is_422_with_fields(client, alice, settings, extra, field):
+    body = {"type": "diagnostics.probe", "debounce_key": "k", "debounce_seconds": 5}
+    body = {k: v for k, v in {**body, **extra}.items() if v is not None}
+    resp = client.post("/api/jobs", json=body, headers=alice.headers)
+    assert resp.status_code == 422, resp.get_json()
+    assert field in resp.get_json()["error"]["fields"], resp.get_json()
+    assert client.get("/api/jobs", headers=alice.headers).get_json()["jobs"] == []
