@@ -24,6 +24,7 @@ from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, NOT_STARTED, Status
 from shared.transitions import safe_send, transition
+from shared.waiting import waiting_reason
 
 log = logging.getLogger("questboard.jobs")
 
@@ -110,8 +111,10 @@ class JobService:
         return job
 
     def get(self, user: User, job_id: str) -> dict[str, Any]:
+        """One job, with why it waits (``shared.waiting``; lists leave that out: it costs queries)."""
         with self._sessions() as session:
-            return job_to_dict(self._visible(session, user, job_id))
+            job = self._visible(session, user, job_id)
+            return {**job_to_dict(job), "waiting_reason": waiting_reason(session, job)}
 
     def owner_of(self, user: User, job_id: str) -> int:
         """The owner's id of a job ``user`` may see (raises NotFound otherwise)."""
