@@ -50,11 +50,12 @@ def test_a_retrying_job_says_when_its_next_attempt_starts(stack):
 
 
 def test_jobs_of_a_paused_queue_say_the_queue_is_paused(stack):
-    stack.start_worker(concurrency=1)
     QueueControl(stack.db_url).set_paused("low", True, "test")
+    stack.start_worker(concurrency=1)  # started paused: it takes nothing from low until resumed
     job_id = stack.submit("diagnostics.probe", queue="low")
     reason = reason_of(stack, job_id)
     assert reason["code"] == "queue_paused" and "low" in reason["message"], reason
+    assert stack.job(job_id).status == "queued"
     QueueControl(stack.db_url).set_paused("low", False, "test")
     stack.wait_status(job_id, "succeeded", 20)
     assert reason_of(stack, job_id) is None
