@@ -4,7 +4,9 @@ submits cannot make a second job; bad debounce input is a 422 with fields."""
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -73,6 +75,42 @@ def test_a_burst_runs_once_after_its_last_submit_with_the_last_params(client, al
     # Once it was released, the next submit with the key starts the next burst.
     resp = debounced(client, alice, 7)
     assert resp.status_code == 202 and resp.get_json()["id"] != done["id"]
+
+
+def test_submits_around_the_due_time_never_start_a_job_early_or_with_old_params(client, alice, worker):
+    """Each submit lands near the moment the previous job falls due, so some repeats race the release: a
+    repeat either moved the job (and it starts no earlier than the moved time, with its params) or lost
+    and started the next job."""
+    answered: dict[str, list[dict]] = {}
+    rng = random.Random(20)
+    for steps in range(1, 13):
+        resp = debounced(client, alice, steps, key="edge", seconds=1)
+        assert resp.status_code in (200, 202), resp.get_json()
+        job = resp.get_json()
+        answered.setdefault(job["id"], []).append(job)
+        time.sleep(rng.uniform(0.8, 1.2))  # pacing the submits around the window, not waiting for a state
+    assert len(answered) > 1  # the bursts were split by releases
+    for job_id, answers in answered.items():
+        done = wait_finished(client, alice, job_id, timeout_s=30)
+        assert done["status"] == "succeeded"
+        assert at(done["started_at"]) >= max(at(a["scheduled_at"]) for a in answers), (done, answers)
+        assert done["params"]["steps"] == answers[-1]["params"]["steps"], (done, answers)
+
+
+def test_an_idempotent_retry_of_a_debounced_submit_gets_its_job_back_untouched(client, alice):
+    first = debounced(client, alice, 1, key="idem", idempotency_key="req-1").get_json()
+    again = debounced(client, alice, 2, key="idem", idempotency_key="req-1")
+    assert again.status_code == 200
+    assert (
+        again.get_json()["params"]["steps"] == 1 and again.get_json()["scheduled_at"] == first["scheduled_at"]
+    )
+    moved = debounced(client, alice, 3, key="idem", idempotency_key="req-2")
+    assert moved.status_code == 200 and moved.get_json()["id"] == first["id"]
+    assert moved.get_json()["params"]["steps"] == 3
+    messages = [
+        e["message"] for e in client.get(f"/api/jobs/{first['id']}/events", headers=alice.headers).get_json()
+    ]
+    assert messages[0] == "Scheduled" and messages[-1].startswith("Debounced: submitted again"), messages
 
 
 def test_concurrent_submits_make_one_job(app, alice, settings):
