@@ -112,7 +112,8 @@ def waiting_reason(session: Session, job: Job, now: datetime | None = None) -> R
     status = Status(job.status)
     if status is Status.SCHEDULED:
         due = job.scheduled_at or now
-        return reason("scheduled", f"Scheduled: starts at {at(due)}.", due)
+        moved_by = f" A submit with debounce key {job.debounce_key} moves it." if job.debounce_key else ""
+        return reason("scheduled", f"Scheduled: starts at {at(due)}.{moved_by}", due)
     if status is Status.RETRYING:
         due = job.scheduled_at or now
         return reason(

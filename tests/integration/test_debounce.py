@@ -66,6 +66,9 @@ def test_a_burst_runs_once_after_its_last_submit_with_the_last_params(client, al
     assert last["params"]["steps"] == 5 and last["status"] == "scheduled"
     assert at(last["scheduled_at"]) >= last_sent + timedelta(seconds=WINDOW_S) - timedelta(milliseconds=50)
     assert at(last["scheduled_at"]) > at(first[2]["scheduled_at"])
+    waiting = client.get(f"/api/jobs/{last['id']}", headers=alice.headers).get_json()["waiting_reason"]
+    assert waiting["code"] == "scheduled" and waiting["until"] == last["scheduled_at"]
+    assert "debounce key sync moves it" in waiting["message"], waiting
 
     done = wait_finished(client, alice, first[2]["id"], timeout_s=30)
     assert done["status"] == "succeeded" and done["params"]["steps"] == 5
