@@ -23,19 +23,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from shared import defaults
 from shared.errors import InvalidRequest
 from shared.jobtypes import JobType
-from shared.models import Job
+from shared.models import Job, JobEvent
 from shared.states import Status
-from shared.transitions import MAX_MESSAGE_CHARS, record_with_event
 
 JOBS = Job.__table__
+EVENTS = JobEvent.__table__
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,11 @@ def push_back(
     now: datetime,
 ) -> Job | None:
     """The owner's scheduled job of ``job_type`` with the key, now with ``params`` and run time moved to
-    now + ``seconds``; None when there is none (no burst yet, or it was released or canceled)."""
+    now + ``seconds``; None when there is none (no burst yet, or it was released or canceled). The move is
+    kept in the job's timeline (one event, in the same transaction)."""
     due = debounce.due(now)
-    return record_with_event(
-        session,
+    message = f"Debounced: submitted again, now runs at {due:%H:%M:%S} UTC"
+    moved = (
         update(JOBS)
         .where(
             JOBS.c.user_id == user_id,
@@ -109,11 +111,16 @@ def push_back(
             JOBS.c.status == Status.SCHEDULED.value,
         )
         .values(
-            params=params,
-            concurrency_key=concurrency_key,
-            scheduled_at=due,
-            message=f"Debounced: submitted again, now runs at {due:%H:%M:%S} UTC"[:MAX_MESSAGE_CHARS],
-            updated_at=now,
+            params=params, concurrency_key=concurrency_key, scheduled_at=due, message=message, updated_at=now
         )
-        .returning(*JOBS.c),
+        .returning(*JOBS.c)
     )
+    row = session.execute(moved).mappings().one_or_none()
+    if row is None:
+        return None
+    session.execute(
+        insert(EVENTS).values(
+            job_id=row["id"], status=row["status"], progress=0, message=message, created_at=now
+        )
+    )
+    return SimpleNamespace(**row)  # type: ignore[return-value]

@@ -28,10 +28,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared import slots
 from shared.db import get_sessionmaker
 from shared.errors import NotFound
-from shared.models import Job, QueueState, utcnow
+from shared.models import Job, JobSlot, QueueState, utcnow
 from shared.serialize import iso
 from shared.states import Status
 
@@ -98,7 +97,7 @@ def _queued(session: Session, job: Job, now: datetime) -> Reason:
 def _blocked(session: Session, job: Job) -> Reason:
     if job.concurrency_key is None:
         return reason("dependencies", "Waiting for its dependencies to finish.")
-    held = slots.held_count(session, job.concurrency_key)
+    held = session.scalar(select(func.count()).where(JobSlot.key == job.concurrency_key)) or 0
     return reason(
         "concurrency",
         f"Waiting for a slot of concurrency key {job.concurrency_key}: "
