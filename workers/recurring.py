@@ -100,7 +100,7 @@ class RecurringTasks:
         return [entry for entry, stored in self._entries().values() if stored]
 
     def list(self) -> list[dict[str, Any]]:
-        """``[{"name", "schedule", "last_run_at", "next_run_at", "paused", "task", "args"}]`` by name."""
+        """``[{"name", "schedule", "last_run_at", "next_run_at", "paused", "catch_up", "task", "args"}]``."""
         return [self._to_dict(entry, stored) for entry, stored in self._entries().values()]
 
     @staticmethod
@@ -166,7 +166,7 @@ class PausableRedBeatScheduler(RedBeatScheduler):
         missed before anything is sent."""
         if not self._caught_up:
             self._caught_up = True
-            skip_missed(list(RecurringTasks(self.app).stored()))
+            skip_missed(RecurringTasks(self.app).stored())
         return float(super().tick(*args, **kwargs))
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
