@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from shared.db import get_sessionmaker
@@ -116,17 +117,25 @@ def test_an_idempotent_retry_of_a_debounced_submit_gets_its_job_back_untouched(c
     assert messages[0] == "Scheduled" and messages[-1].startswith("Debounced: submitted again"), messages
 
 
-def test_concurrent_submits_make_one_job(app, alice, settings):
+def test_concurrent_submits_from_two_web_processes_make_one_job(app, alice, settings, live_server):
+    """Half the submits go through this process's app, half through the real web server (another
+    process), all released at once by a barrier."""
     threads, answers = 8, []
     barrier = threading.Barrier(threads)
     lock = threading.Lock()
+    body = {"type": "diagnostics.probe", "debounce_key": "race", "debounce_seconds": 60}
 
     def submit(n: int) -> None:
         client = app.test_client()
         barrier.wait()
-        resp = debounced(client, alice, n + 1, key="race", seconds=60)
+        if n % 2:
+            resp = requests.post(f"{live_server}/api/jobs", json=body, headers=alice.headers, timeout=30)
+            answer = (resp.status_code, resp.json())
+        else:
+            local = client.post("/api/jobs", json=body, headers=alice.headers)
+            answer = (local.status_code, local.get_json())
         with lock:
-            answers.append((resp.status_code, resp.get_json()))
+            answers.append(answer)
 
     workers = [threading.Thread(target=submit, args=(n,)) for n in range(threads)]
     for t in workers:
