@@ -94,6 +94,20 @@ def jobs_discard(job_id: str | None, job_type: str | None) -> None:
     _dead_letter_command("discard", job_id, job_type)
 
 
+@jobs.command("why")
+@click.argument("job_id")
+def jobs_why(job_id: str) -> None:
+    """Why job JOB_ID is not running yet (as its page says); exit 1 for an unknown id."""
+    from shared.waiting import explain
+
+    job, reason = _operator_call(explain, _settings().resolved_database_url, job_id)
+    if reason is None:
+        click.echo(f"job {job['id']} ({job['type']}) is {job['status']}: not waiting")
+        return
+    click.echo(f"job {job['id']} ({job['type']}) is {job['status']}: {reason['message']}")
+    click.echo(f"reason: {reason['code']}" + (f" until {reason['until']}" if reason["until"] else ""))
+
+
 @click.group()
 def queues() -> None:
     """Pause and resume queues (every worker follows within about a second, restarts included)."""

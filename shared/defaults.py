@@ -133,3 +133,8 @@ ROLLUP_FINE_WINDOW_S = 60 * 60
 ROLLUP_WINDOW_S = 24 * 60 * 60
 ROLLUP_RECOMPUTE_S = 5 * 60
 ROLLUP_INTERVAL_S = 30.0
+
+# Debounce (shared.debounce): debounce_seconds of a submit, and the longest debounce_key (characters).
+DEBOUNCE_MIN_S = 1
+DEBOUNCE_MAX_S = 24 * 60 * 60
+DEBOUNCE_KEY_MAX_CHARS = 200

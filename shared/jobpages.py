@@ -15,6 +15,7 @@ from shared.jobs import encode_cursor, newest_first
 from shared.models import Character, Job, JobAttempt, JobEvent, User
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import Status
+from shared.waiting import waiting_reason
 
 CHILDREN_SHOWN = 200
 
@@ -37,7 +38,8 @@ class JobPages:
         self._sessions = get_sessionmaker(database_url)
 
     def detail(self, user: User, job_id: str) -> dict[str, Any]:
-        """The job, its owner, attempts, events, parent, children and (fan-outs) the characters made."""
+        """The job, why it waits, its owner, attempts, events, parent, children and (fan-outs) the characters
+        made."""
         with self._sessions() as session:
             job = session.get(Job, job_id)
             if job is None or not may_see(user, job):
@@ -63,6 +65,7 @@ class JobPages:
             )
             return {
                 "job": job_to_dict(job),
+                "waiting": waiting_reason(session, job),
                 "owner": owner.email if owner else "",
                 "attempts": [attempt_to_public(a) for a in attempts],
                 "events": [event_to_dict(e) for e in events],
