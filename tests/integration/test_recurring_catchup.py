@@ -12,10 +12,10 @@ from celery.schedules import crontab
 from redbeat import RedBeatSchedulerEntry
 from sqlalchemy import select
 
-from shared.cli import beat_argv
+from questboard.cli import beat_argv
 from shared.db import get_sessionmaker
 from shared.models import Job
-from shared.testing import ManagedProcess, wait_for
+from questboard.testing import ManagedProcess, wait_for
 from tests.integration.helpers_app import log_in
 from workers.celery_app import make_celery
 

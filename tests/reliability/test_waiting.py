@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shared.queues import QueueControl
-from shared.testing import wait_for
+from questboard.testing import wait_for
 from tests.reliability.jobtypes import RELEASE_KEY
 
 
