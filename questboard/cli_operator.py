@@ -98,9 +98,10 @@ def jobs_discard(job_id: str | None, job_type: str | None) -> None:
 @click.argument("job_id")
 def jobs_why(job_id: str) -> None:
     """Why job JOB_ID is not running yet (as its page says); exit 1 for an unknown id."""
+    from questboard.app import current
     from shared.waiting import explain
 
-    job, reason = _operator_call(explain, _settings().resolved_database_url, job_id)
+    job, reason = _operator_call(explain, current().database_url, job_id)
     if reason is None:
         click.echo(f"job {job['id']} ({job['type']}) is {job['status']}: not waiting")
         return

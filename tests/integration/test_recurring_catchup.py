@@ -13,9 +13,9 @@ from redbeat import RedBeatSchedulerEntry
 from sqlalchemy import select
 
 from questboard.cli import beat_argv
+from questboard.testing import ManagedProcess, wait_for
 from shared.db import get_sessionmaker
 from shared.models import Job
-from questboard.testing import ManagedProcess, wait_for
 from tests.integration.helpers_app import log_in
 from workers.celery_app import make_celery
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.queues import QueueControl
 from questboard.testing import wait_for
+from shared.queues import QueueControl
 from tests.reliability.jobtypes import RELEASE_KEY
 
 
