@@ -199,7 +199,7 @@ def _pick(conn: Connection, queue: str, room: int, now: datetime) -> list[str]:
         stmt = (
             select(JOBS.c.id)
             .where(*HELD, JOBS.c.user_id == _U)
-            .order_by(JOBS.c.created_at, JOBS.c.id)
+            .order_by(JOBS.c.created_at)  # the index's own order: no sort (ties: insertion order)
             .limit(count)
         )
         oldest_first[uid] = deque(conn.scalars(stmt, {"b_queue": queue, "b_user": uid}))
