@@ -155,6 +155,15 @@ def refill_all(sessions: sessionmaker[Session], dispatcher: Dispatcher) -> int:
     return sum(refill(sessions, dispatcher, queue) for queue in QUEUES)
 
 
+def held_counts(sessions: sessionmaker[Session]) -> dict[str, int]:
+    """Jobs held for their turn, per queue (they are waiting like the broker's messages)."""
+    with sessions() as session:
+        rows = session.execute(
+            select(JOBS.c.queue, func.count()).where(QUEUED, JOBS.c.held == true()).group_by(JOBS.c.queue)
+        )
+        return {queue: count for queue, count in rows}
+
+
 def _waiting_users(conn: Connection, queue: str) -> list[int]:
     params = {
         "b_queue": queue,

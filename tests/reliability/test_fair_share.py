@@ -13,7 +13,10 @@ from sqlalchemy import select, text
 
 from shared import defaults
 from shared.accounts import Accounts
+from shared.admin import Operations
 from shared.db import get_engine
+from shared.deadletters import DeadLetters
+from shared.dispatch import NoDispatch
 from shared.models import Job
 from shared.publisher import NullPublisher
 from shared.system import SystemJobs
@@ -60,6 +63,12 @@ def test_two_users_with_backlogs_take_turns(stack):
     bob = Accounts(stack.db_url).ensure_user("bob@example.com")
     alice_ids = [stack.submit("diagnostics.probe", SHORT) for _ in range(60)]
     bob_ids = [stack.service.submit(bob, "diagnostics.probe", SHORT)[0]["id"] for _ in range(60)]
+    # The console's depth counts held jobs too: 120 wait, though only the buffer is in Redis.
+    ops = Operations(
+        stack.db_url, stack.redis.url, DeadLetters(stack.db_url, {}, NullPublisher(), NoDispatch())
+    )
+    assert {q["name"]: q["depth"] for q in ops.queues()}["default"] == 120
+    assert stack.redis.client().llen("default") == BOUND
     stack.start_worker(concurrency=2)
     order = start_order(stack, alice_ids + bob_ids)
     # Alice's first BOUND were sent before bob submitted; bob catches up, then they alternate (FIFO: 60).
