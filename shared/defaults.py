@@ -142,8 +142,8 @@ ROLLUP_INTERVAL_S = 30.0
 # for fair share while the queue has no other backlog).
 FAIR_SHARE_PER_PROCESS = 2
 FAIR_SHARE_MIN_IN_FLIGHT = 12
-# Held jobs are sent in batches of at least a quarter of the bound (fewer statements per job).
-FAIR_SHARE_REFILL_DIVISOR = 4
+# Held jobs are sent in batches of at least half the bound (fewer statements per job).
+FAIR_SHARE_REFILL_DIVISOR = 2
 # "Recent starts" are those of the last FAIR_SHARE_WINDOW_S seconds, counted up to FAIR_SHARE_RECENT_CAP
 # per user (users past the cap take turns by how many jobs they already have sent).
 FAIR_SHARE_WINDOW_S = 60.0
