@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     # Fair share within a queue (shared.fairshare): users take turns; 0/false sends every job at once (FIFO).
     fair_share: bool = Field(True, validation_alias=AliasChoices("QUESTBOARD_FAIR_SHARE", "fair_share"))
-    # Jobs per queue sent to the broker and not yet started (0: from the live workers' processes).
+    # Jobs per queue sent to the broker and not yet started (0: 2 per running job, at least the minimum).
     fair_share_in_flight: int = Field(
         0, ge=0, validation_alias=AliasChoices("QUESTBOARD_FAIR_SHARE_IN_FLIGHT", "fair_share_in_flight")
     )

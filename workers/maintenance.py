@@ -2,8 +2,9 @@
 
 Each pass: heartbeat; release due scheduled/retrying jobs; resend jobs whose dispatch failed; re-send every
 queued job when Redis lost its data; recover jobs of dead pool processes and dead workers; stop jobs whose
-cancel did not end them cooperatively; wake blocked jobs; follow queue pauses. Every worker runs it; each
-step is a conditional UPDATE, so two workers doing the same pass cannot both win a job.
+cancel did not end them cooperatively; wake blocked jobs; send held jobs in turns (fair share); follow
+queue pauses. Every worker runs it; each step is a conditional UPDATE, so two workers doing the same pass
+cannot both win a job.
 """
 
 from __future__ import annotations
