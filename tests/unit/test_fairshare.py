@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from shared.accounts import Accounts
 from shared.db import get_sessionmaker
 from shared.jobs import JobService
 from shared.lifecycle import Lifecycle
-from shared.models import Job
+from shared.models import Job, utcnow
 from shared.publisher import NullPublisher
 from tests.unit.test_job_service import RecordingDispatcher
 from workers.jobs import REGISTRY
@@ -143,3 +144,25 @@ def test_fair_share_off_sends_everything_at_once(fair, monkeypatch):
     finally:
         monkeypatch.delenv("QUESTBOARD_FAIR_SHARE")
         get_settings.cache_clear()
+
+
+def test_the_lost_sweep_leaves_held_jobs_alone(fair, redis_url):
+    """A held job has no message by design: the sweep for lost messages must not send it."""
+    import redis
+    from sqlalchemy import update
+
+    from workers.unacked import sweep_lost
+
+    service, _lifecycle, _dispatcher, accounts, sessions = fair
+    alice = accounts.ensure_user("alice@example.com")
+    ids = [service.submit(alice, "diagnostics.probe", {})[0]["id"] for _ in range(BOUND + 5)]
+    held = held_ids(sessions)
+    assert len(held) == 5
+    with sessions() as session:  # long unchanged, and none of them in this (empty) Redis
+        session.execute(update(Job).values(updated_at=utcnow() - timedelta(minutes=5)))
+        session.commit()
+    resent: list[str] = []
+    sweep_lost(
+        redis.Redis.from_url(redis_url, decode_responses=True), sessions, set(), lambda j: resent.append(j.id)
+    )
+    assert sorted(resent) == sorted(set(ids) - held)
