@@ -144,6 +144,9 @@ FAIR_SHARE_PER_PROCESS = 2
 FAIR_SHARE_MIN_IN_FLIGHT = 12
 # Held jobs are sent in batches of at least half the bound (fewer statements per job).
 FAIR_SHARE_REFILL_DIVISOR = 2
+# A process whose refill found nothing held in a queue skips the check at that queue's starts for this
+# long (seconds): the per-start read costs nothing while nobody waits.
+FAIR_SHARE_QUIET_S = 0.25
 # "Recent starts" are those of the last FAIR_SHARE_WINDOW_S seconds, counted up to FAIR_SHARE_RECENT_CAP
 # per user (users past the cap take turns by how many jobs they already have sent).
 FAIR_SHARE_WINDOW_S = 60.0

@@ -19,6 +19,7 @@ and its cost.
 from __future__ import annotations
 
 import heapq
+import time
 import zlib
 from collections import deque
 from dataclasses import dataclass
@@ -88,6 +89,12 @@ RELEASE = (
 )
 
 
+# (database, queue) -> monotonic time until which this process's starts skip the refill's read: it found
+# nothing held there (a hold in this process ends it at once; others' refill after their hold, and the
+# maintenance pass covers the rest).
+_quiet_until: dict[tuple[str, str], float] = {}
+
+
 def enabled() -> bool:
     return get_settings().fair_share
 
@@ -122,6 +129,7 @@ def send(sessions: sessionmaker[Session], dispatcher: Dispatcher, job: Job | dic
         if any_held or in_flight >= limit:
             with write_gate(url), engine.begin() as conn:
                 conn.execute(HOLD, {"b_except": job_id})
+            _quiet_until.pop((url, queue), None)
             refill(sessions, dispatcher, queue)  # the queue may have drained meanwhile
             return True
     return safe_send(sessions, dispatcher, job)
@@ -132,9 +140,14 @@ def refill(sessions: sessionmaker[Session], dispatcher: Dispatcher, queue: str) 
     if not enabled():
         return 0
     engine, url = _engine(sessions)
+    if time.monotonic() < _quiet_until.get((url, queue), 0.0):
+        return 0
     with engine.connect() as conn:  # the common case, read without any lock: nothing to do
         in_flight, limit, any_held = _state(conn, queue)
-    if not any_held or limit - in_flight < max(1, limit // defaults.FAIR_SHARE_REFILL_DIVISOR):
+    if not any_held:
+        _quiet_until[(url, queue)] = time.monotonic() + defaults.FAIR_SHARE_QUIET_S
+        return 0
+    if limit - in_flight < max(1, limit // defaults.FAIR_SHARE_REFILL_DIVISOR):
         return 0
     with write_gate(url), engine.begin() as conn:
         if engine.dialect.name == "postgresql" and not conn.scalar(
