@@ -138,3 +138,23 @@ ROLLUP_INTERVAL_S = 30.0
 DEBOUNCE_MIN_S = 1
 DEBOUNCE_MAX_S = 24 * 60 * 60
 DEBOUNCE_KEY_MAX_CHARS = 200
+
+# Fair share within a queue (shared.fairshare; QUESTBOARD_FAIR_SHARE=0 turns it off). A queue has at most
+# its in-flight bound of jobs sent to the broker and not started; the others wait in the database and are
+# sent in turns. The bound is QUESTBOARD_FAIR_SHARE_IN_FLIGHT when set, else FAIR_SHARE_PER_PROCESS jobs per
+# job of the queue running now (under a backlog, one per busy pool process: the bound grows with the pools),
+# and never below FAIR_SHARE_MIN_IN_FLIGHT jobs (above USER_JOB_LIMIT: a person within the limit is not held
+# for fair share while the queue has no other backlog).
+FAIR_SHARE_PER_PROCESS = 2
+FAIR_SHARE_MIN_IN_FLIGHT = 12
+# Held jobs are sent in batches of at least half the bound (fewer statements per job).
+FAIR_SHARE_REFILL_DIVISOR = 2
+# A process whose refill found nothing held in a queue skips the check at that queue's starts for this
+# long (seconds): the per-start read costs nothing while nobody waits.
+FAIR_SHARE_QUIET_S = 0.25
+# "Recent starts" are those of the last FAIR_SHARE_WINDOW_S seconds, counted up to FAIR_SHARE_RECENT_CAP
+# per user (users past the cap take turns by how many jobs they already have sent).
+FAIR_SHARE_WINDOW_S = 60.0
+FAIR_SHARE_RECENT_CAP = 50
+# At most this many waiting users are weighed per refill (the lowest user ids past it wait a refill).
+FAIR_SHARE_MAX_USERS = 200

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import defaults, hooks, submitrules
+from shared import defaults, fairshare, hooks, submitrules
 from shared.db import get_sessionmaker, write_gate
 from shared.debounce import debounce_for, push_back
 from shared.dispatch import Dispatcher
@@ -23,7 +23,7 @@ from shared.models import Job, JobEvent, User, new_id, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, NOT_STARTED, Status
-from shared.transitions import safe_send, transition
+from shared.transitions import transition
 from shared.waiting import waiting_reason
 
 log = logging.getLogger("questboard.jobs")
@@ -293,8 +293,9 @@ class JobService:
         return data, True
 
     def send(self, job: dict[str, Any]) -> bool:
-        """Send the job's message; a broker outage flags it for the maintenance loop (never lost)."""
-        return safe_send(self._sessions, self.dispatcher, job)
+        """Send the job's message (or hold it for its owner's fair-share turn); a broker outage flags it for
+        the maintenance loop (never lost)."""
+        return fairshare.send(self._sessions, self.dispatcher, job)  # fair share: the gate (shared.fairshare)
 
     @staticmethod
     def _active_unique(session: Session, user_id: int, job_type: str, unique_key: str) -> Job | None:

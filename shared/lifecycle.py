@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared import slots
+from shared import fairshare, slots
 from shared.db import get_engine, get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.hotpath import HotPath
@@ -71,7 +71,11 @@ class Lifecycle(Releasing):
         return self._fast.progress(job_id, attempt, percent, message, now, before)
 
     def send(self, job: Job) -> bool:
-        return safe_send(self._sessions, self.dispatcher, job)
+        return fairshare.send(self._sessions, self.dispatcher, job)  # fair share: the gate (shared.fairshare)
+
+    def refill(self, queue: str) -> int:
+        """Fair share: send the queue's next held jobs, in turns (after a start; shared.fairshare)."""
+        return fairshare.refill(self._sessions, self.dispatcher, queue)
 
     # ----- starting ------------------------------------------------------------------------------
 

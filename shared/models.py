@@ -141,6 +141,9 @@ class Job(Base):
     worker_pid: Mapped[int | None] = mapped_column(Integer, default=None)
     # Set when sending to the broker failed; the maintenance loop sends it again.
     needs_dispatch: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # Fair share (shared.fairshare): a queued job waiting in the database for its owner's turn, not yet
+    # sent to the broker. The user sees it ``queued`` like any other.
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A failed job an operator discarded: out of the dead-letter set, kept for history.
     discarded_at: Mapped[datetime | None] = mapped_column(default=None)
     # A child job of a fan-out (batch import): children do not count against the user's limit.
@@ -334,3 +337,8 @@ Index("ix_jobs_created_id", Job.created_at, Job.id)
 Index("ix_jobs_status_created", Job.status, Job.created_at)
 Index("ix_jobs_type_created", Job.type, Job.created_at)
 Index("ix_jobs_queue_created", Job.queue, Job.created_at)
+
+# Fair share (shared.fairshare): the queue's sent-but-not-started jobs, its waiting users and each user's
+# oldest held job are all walks of the first index; each user's recent starts in a queue, of the second.
+Index("ix_jobs_fair_turns", Job.queue, Job.status, Job.held, Job.user_id, Job.created_at)
+Index("ix_jobs_queue_user_started", Job.queue, Job.user_id, Job.started_at)

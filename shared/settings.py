@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         le=60_000,
         validation_alias=AliasChoices("QUESTBOARD_OFFLINE_PACE_MS", "offline_pace_ms"),
     )
+    # Fair share within a queue (shared.fairshare): users take turns; 0/false sends every job at once (FIFO).
+    fair_share: bool = Field(True, validation_alias=AliasChoices("QUESTBOARD_FAIR_SHARE", "fair_share"))
+    # Jobs per queue sent to the broker and not yet started (0: 2 per running job, at least the minimum).
+    fair_share_in_flight: int = Field(
+        0, ge=0, validation_alias=AliasChoices("QUESTBOARD_FAIR_SHARE_IN_FLIGHT", "fair_share_in_flight")
+    )
     mail_from: str = Field(
         "Questboard <no-reply@questboard.local>",
         validation_alias=AliasChoices("QUESTBOARD_MAIL_FROM", "mail_from"),

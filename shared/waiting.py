@@ -13,6 +13,7 @@ Codes (checked in this order, the first that holds is the answer):
 - ``dispatch_pending``: the broker did not take its message; the maintenance loop sends it again;
 - ``concurrency``: blocked on its concurrency key, ``3/3 running``;
 - ``dependencies``: blocked without a concurrency key (a workflow step whose dependencies have not finished);
+- ``fair_share``: held in the database for its owner's turn in the queue (shared.fairshare);
 - ``queued``: waiting for a worker, with the jobs ahead of it in its queue.
 
 A queued job's turn is decided by ``TURN_CHECKS``, in order: a dispatcher that holds jobs back (fair share
@@ -26,8 +27,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from shared import fairshare
 from shared.db import get_sessionmaker
 from shared.errors import NotFound
 from shared.models import Job, JobSlot, QueueState, utcnow
@@ -43,6 +45,7 @@ CODES = (
     "dispatch_pending",
     "concurrency",
     "dependencies",
+    "fair_share",
     "queued",
 )
 
@@ -76,8 +79,16 @@ def queued_behind(session: Session, job: Job) -> Reason:
     return reason("queued", f"Queued in {job.queue}: {ahead} {jobs} ahead.")
 
 
+def fair_share_turn(session: Session, job: Job) -> Reason | None:
+    """A job held back for its owner's fair-share turn (shared.fairshare): who goes before it."""
+    if not job.held:
+        return None
+    turn = fairshare.turn_of(sessionmaker(bind=session.get_bind()), job.id)
+    return None if turn is None else reason("fair_share", f"{turn.describe()}.")
+
+
 # A queued job's turn, first answer wins; the last check always answers.
-TURN_CHECKS: tuple[Callable[[Session, Job], Reason | None], ...] = (queued_behind,)
+TURN_CHECKS: tuple[Callable[[Session, Job], Reason | None], ...] = (fair_share_turn, queued_behind)
 
 
 def _queued(session: Session, job: Job, now: datetime) -> Reason:

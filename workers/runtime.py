@@ -83,6 +83,7 @@ def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
     if job is None:
         log.info("job not claimable, skipped", extra={"job_id": job_id, "job_type": spec.name})
         return SKIPPED
+    lc.refill(job.queue)  # fair share: a start made room in the queue's buffer (shared.fairshare)
     attempt = job.attempts
     ctx = RunContext(job.id, job.user_id, attempt, get_settings())
     try:

@@ -1,7 +1,7 @@
 """debounce: a job's debounce key, and at most one scheduled job per (owner, type, key)
 
 Revision ID: 0014_debounce
-Revises: 0011_job_browser_indexes
+Revises: 0013_fair_share
 Create Date: 2026-12-02 01:00:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_debounce"
-down_revision = "0011_job_browser_indexes"
+down_revision = "0013_fair_share"
 branch_labels = None
 depends_on = None
 
