@@ -21,6 +21,7 @@ from shared.jobs import JobService
 from shared.lifecycle import Lifecycle
 from shared.models import Job, utcnow
 from shared.publisher import NullPublisher
+from shared.waiting import waiting_reason
 from tests.unit.test_job_service import RecordingDispatcher
 
 BOUND = defaults.FAIR_SHARE_MIN_IN_FLIGHT
@@ -119,7 +120,8 @@ def test_concurrent_refills_send_each_held_job_once_and_keep_the_bound(fair):
 def test_turn_of_says_who_goes_first(fair):
     service, _lifecycle, _dispatcher, accounts, sessions = fair
     alice, bob = accounts.ensure_user("alice@example.com"), accounts.ensure_user("bob@example.com")
-    for _ in range(BOUND + 3):
+    backlog_first = service.submit(alice, "diagnostics.probe", {})[0]["id"]
+    for _ in range(BOUND + 2):
         service.submit(alice, "diagnostics.probe", {})
     bob_first = service.submit(bob, "diagnostics.probe", {})[0]["id"]
     bob_second = service.submit(bob, "diagnostics.probe", {})[0]["id"]
@@ -128,6 +130,12 @@ def test_turn_of_says_who_goes_first(fair):
     assert turn.users_ahead == 0  # alice has BOUND jobs in flight: bob goes first
     assert "fair-share turn" in turn.describe()
     assert fairshare.turn_of(sessions, bob_first).own_ahead == 0
+    # "Why is it waiting?" says the same for the held job, and the plain count for one in the broker.
+    with sessions() as session:
+        held = waiting_reason(session, session.get(Job, bob_second))
+        sent = waiting_reason(session, session.get(Job, backlog_first))
+    assert held["code"] == "fair_share" and "1 older job(s) of the same owner" in held["message"]
+    assert sent["code"] == "queued"
 
 
 def test_fair_share_off_sends_everything_at_once(fair, monkeypatch):
