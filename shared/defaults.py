@@ -133,3 +133,10 @@ ROLLUP_FINE_WINDOW_S = 60 * 60
 ROLLUP_WINDOW_S = 24 * 60 * 60
 ROLLUP_RECOMPUTE_S = 5 * 60
 ROLLUP_INTERVAL_S = 30.0
+
+# Workflows (shared.workflows): at most this many steps in one workflow (a batch import of 500 rows needs
+# 501), and how often every worker's maintenance loop settles workflows whose after-commit hook was lost.
+WORKFLOW_MAX_STEPS = 1000
+WORKFLOW_SWEEP_INTERVAL_S = 2.0
+# How many running workflows one sweep looks at (oldest first).
+WORKFLOW_SWEEP_BATCH = 500
