@@ -9,37 +9,13 @@ from sqlalchemy import func, select
 
 from shared.db import get_sessionmaker
 from shared.models import Job, Workflow
-from shared.settings import Settings
-from shared.testing import questboard_env, wait_for
-from tests.integration.workflow_support import (
-    JOB_MODULES,
+from shared.testing import wait_for
+from tests.integration.workflows.support import (
     finished_workflow,
     jobs_by_key,
     probe,
     ran_after,
 )
-
-
-@pytest.fixture
-def settings(redis_url, db_url, instance_dir) -> Settings:
-    return Settings(
-        redis_url=redis_url,
-        database_url=db_url,
-        instance_dir=instance_dir,
-        secret_key="test-secret",
-        job_modules=JOB_MODULES,
-    )
-
-
-@pytest.fixture
-def env(settings) -> dict[str, str]:
-    return questboard_env(
-        settings.redis_url,
-        settings.resolved_database_url,
-        settings.instance_dir,
-        SECRET_KEY="test-secret",
-        QUESTBOARD_JOB_MODULES=JOB_MODULES,
-    )
 
 
 def counts(db_url: str) -> tuple[int, int]:

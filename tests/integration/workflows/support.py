@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.testing import wait_for
 
-JOB_MODULES = "tests.integration.workflow_jobtypes"
+JOB_MODULES = "tests.integration.workflows.jobtypes"
 FINAL = ("succeeded", "failed", "canceled")
 # Long enough for retries (probe: 3 attempts, backoff up to 1 s) and a sweep on a busy 2-core machine.
 DEADLINE_S = 60.0
