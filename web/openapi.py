@@ -365,6 +365,8 @@ def _public_paths() -> dict[str, Any]:
 
 def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
     """The whole description; the job-type enum comes from ``registry``."""
+    from web.openapi_workflows import workflow_paths  # built on the helpers above
+
     public = _public_paths()
     public["/webhooks/{source}"]["post"]["responses"]["400"]["description"] = WEBHOOK_400
     return {
@@ -380,5 +382,11 @@ def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
             "schemas": COMPONENTS,
         },
         "security": [{"bearer": []}],
-        "paths": {**public, **_jobs_paths(registry), **_admin_paths(), **_browser_paths()},
+        "paths": {
+            **public,
+            **_jobs_paths(registry),
+            **workflow_paths(),
+            **_admin_paths(),
+            **_browser_paths(),
+        },
     }
