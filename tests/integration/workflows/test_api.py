@@ -4,12 +4,15 @@ per-user limit and ``ctx.add_steps``."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
 from shared.db import get_sessionmaker
 from shared.models import Job, Workflow
 from shared.testing import wait_for
+from tests.integration.helpers_app import log_in
 from tests.integration.workflows.support import (
     finished_workflow,
     jobs_by_key,
@@ -170,3 +173,37 @@ def test_a_step_adds_steps_and_the_workflow_waits_for_them(client, alice, worker
     assert ran_after(jobs["summary"], jobs["child-0"]) and ran_after(jobs["summary"], jobs["child-1"])
     ends = [jobs[k]["finished_at"] for k in jobs]
     assert wf["finished_at"] >= max(ends)  # ISO 8601 UTC strings of one format compare in time order
+
+
+def test_the_workflow_page_lays_steps_out_by_level_and_the_job_page_links_it(
+    client, accounts, alice, bob, admin
+):
+    steps = [
+        probe("fetch"),
+        probe("left", ["fetch"]),
+        probe("right", ["fetch"]),
+        probe("join", ["left", "right"]),
+    ]
+    wf = client.post(
+        "/api/workflows", json={"name": "Nightly", "steps": steps}, headers=alice.headers
+    ).get_json()
+    log_in(client, accounts, alice)
+    page = client.get(f"/workflows/{wf['id']}").get_data(as_text=True)
+    levels = re.findall(r'<li class="wf-level">(.*?)</ul>', page, re.S)
+    keys = [re.findall(r'data-key="([^"]+)"', level) for level in levels]
+    assert keys == [["fetch"], ["left", "right"], ["join"]]
+    assert "after left, right" in page and "Nightly" in page
+    job_page = client.get(f"/jobs/{wf['steps'][3]['job_id']}").get_data(as_text=True)
+    assert f'href="/workflows/{wf["id"]}" data-role="workflow"' in job_page
+    state = client.get(f"/workflows/{wf['id']}/state").get_json()
+    assert state["id"] == wf["id"] and [s["key"] for s in state["steps"]] == [
+        "fetch",
+        "left",
+        "right",
+        "join",
+    ]
+    log_in(client, accounts, bob)
+    assert client.get(f"/workflows/{wf['id']}").status_code == 404
+    assert client.get(f"/workflows/{wf['id']}/state").status_code == 404
+    log_in(client, accounts, admin)
+    assert client.get(f"/workflows/{wf['id']}").status_code == 200
