@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from shared import hooks, submitrules
 from shared.db import get_sessionmaker, write_gate
-from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound, PermanentError
+from shared.errors import Conflict, InvalidRequest, JobCanceled, LimitReached, NotFound, PermanentError
 from shared.jobs import (
     COUNT_ACTIVE,
     INSERT_EVENT,
@@ -26,7 +26,7 @@ from shared.jobs import (
 from shared.models import Job, User, Workflow, new_id, utcnow
 from shared.serialize import iso, job_to_dict
 from shared.states import Status
-from shared.workflows.plan import StepSpec, WorkflowSpec, graph_errors
+from shared.workflows.plan import StepSpec, WorkflowSpec, graph_errors, levels
 from shared.workflows.settle import FINAL, RUNNING, STEPS, Settler
 
 INSERT_STEP = insert(STEPS)
@@ -116,6 +116,8 @@ class Workflows:
             job = session.get(Job, job_id)
             if job is None or job.workflow_id is None or job.status != Status.RUNNING.value:
                 raise PermanentError(f"job {job_id} is not a running step of a workflow")
+            if job.cancel_requested:  # the workflow (or this step) is being canceled: add nothing
+                raise JobCanceled("cancel requested")
             user = session.get(User, job.user_id)
             known = dict(
                 session.execute(
@@ -240,8 +242,10 @@ class Workflows:
             if workflow.status != RUNNING:
                 raise Conflict(f"The workflow has already finished ({workflow.status}).")
             steps = self._to_dict(session, workflow)["steps"]
+        depth = levels({s["key"]: s["after"] for s in steps})
         open_steps = [s for s in steps if s["status"] not in FINAL]
-        open_steps.sort(key=lambda s: s["status"] != Status.BLOCKED.value)
+        # Waiting steps first, the last to run first: no cancel can release a step still to be canceled.
+        open_steps.sort(key=lambda s: (s["status"] != Status.BLOCKED.value, -depth[s["key"]]))
         for step in open_steps:
             try:
                 self.jobs.cancel(user, step["job_id"])

@@ -131,6 +131,7 @@ class Settler:
         self._sessions = get_sessionmaker(database_url)
         self.publisher = publisher
         self.dispatcher = dispatcher
+        self._sweep_after = ""  # where the next sweep goes on from (a workflow id)
 
     def settle(self, job_ids: Iterable[str]) -> None:
         """The after-commit hook: settle the workflows of these jobs (jobs of no workflow cost one read)."""
@@ -208,13 +209,19 @@ class Settler:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def sweep(self, batch: int = defaults.WORKFLOW_SWEEP_BATCH) -> int:
-        """Settle every running workflow (oldest ``batch`` first) the rules say has something to do: one
-        read for the lot, writes only where needed. Returns how many were settled."""
+        """Settle the running workflows the rules say have something to do, ``batch`` at a time: one read
+        per sweep, writes only where needed. Successive sweeps walk on through every running workflow (by
+        id, wrapping around), so none waits behind older ones. Returns how many were settled."""
         running = (
-            select(Workflow.id).where(Workflow.status == RUNNING).order_by(Workflow.created_at).limit(batch)
+            select(Workflow.id)
+            .where(Workflow.status == RUNNING, Workflow.id > self._sweep_after)
+            .order_by(Workflow.id)
+            .limit(batch)
         )
         with self._sessions() as session:
-            rows = session.execute(STATE_QUERY.where(STEPS.c.workflow_id.in_(running))).all()
+            ids = list(session.scalars(running))
+            rows = session.execute(STATE_QUERY.where(STEPS.c.workflow_id.in_(ids))).all() if ids else []
+        self._sweep_after = ids[-1] if len(ids) == batch else ""
         grouped: dict[str, list[StepState]] = defaultdict(list)
         for row in rows:
             grouped[row.workflow_id].append(_state(row))

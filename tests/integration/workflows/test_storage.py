@@ -65,3 +65,30 @@ def test_create_sends_only_the_roots_and_settling_releases_the_rest(service):
     workflows.jobs.cancel(user, wf["steps"][0]["job_id"])  # the hook settles: dependents canceled
     after = workflows.get(user, wf["id"])
     assert after["status"] == "canceled" and {s["status"] for s in after["steps"]} == {"canceled"}
+
+
+def test_the_sweep_settles_what_no_hook_saw_walking_on_batch_by_batch(service, database_url):
+    from shared.lifecycle import Lifecycle
+    from shared.states import Status
+
+    workflows, dispatcher, user = service
+    lifecycle = Lifecycle(database_url, NullPublisher(), dispatcher)
+    made = []
+    for _ in range(3):
+        wf = workflows.create(
+            user,
+            spec(
+                [
+                    {"key": "a", "type": "diagnostics.probe"},
+                    {"key": "b", "type": "diagnostics.probe", "after": ["a"]},
+                ]
+            ),
+        )
+        lifecycle.mark_canceled(wf["steps"][0]["job_id"], sources=[Status.QUEUED])  # no workflow hook here
+        made.append(wf["id"])
+    assert {workflows.get(user, w)["status"] for w in made} == {"running"}
+    assert workflows.settler.sweep(batch=2) == 2
+    assert workflows.settler.sweep(batch=2) == 1  # the next sweep goes on from where the last stopped
+    for wf_id in made:
+        wf = workflows.get(user, wf_id)
+        assert wf["status"] == "canceled" and [s["status"] for s in wf["steps"]] == ["canceled", "canceled"]
