@@ -175,8 +175,8 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
         },
         "/api/imports": {
             "post": _op(
-                "Import characters from a CSV (the body, or a form's `file`): one batch.import job",
-                {"202": _json(ref("Job"), "The batch.import job")},
+                "Import characters from a CSV (the body, or a form's `file`): a workflow of one step per row",
+                {"202": _json(ref("Workflow"), "The import's workflow (its last step mails a summary)")},
                 (401, 422, 429),
                 body=CSV_BODY,
             )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.accounts import Accounts
+from shared.imports import SUMMARY_TYPE
 from shared.jobs import JobService
 from shared.jobtypes import JobContext
 from shared.mail import queue_mail
@@ -100,12 +101,15 @@ def notify_owner(ctx: JobContext, subject: str, body: str, key: str = "notify") 
 
 
 def after_character_saved(ctx: JobContext, character_id: str, name: str) -> None:
-    """The rest of the chain: index the character; tell the owner, unless it is part of a batch import
-    (the import mails one summary instead)."""
+    """The rest of the chain: index the character; tell the owner, unless it is a row of a batch import
+    (the import's summary step mails one summary instead)."""
     # Keyed by the character: a retried attempt saves a new one, which needs its own index and mail.
     submit_child(ctx, INDEX_JOB, {"character_id": character_id}, f"index:{character_id}", for_system=True)
     with ctx.session() as session:
-        in_batch = session.scalar(select(Job.parent_id).where(Job.id == ctx.job_id)) is not None
+        workflow_id = session.scalar(select(Job.workflow_id).where(Job.id == ctx.job_id))
+        in_batch = workflow_id is not None and session.scalar(
+            select(Job.id).where(Job.workflow_id == workflow_id, Job.type == SUMMARY_TYPE).limit(1)
+        )
     if not in_batch:
         url = f"{get_settings().base_url.rstrip('/')}/characters/{character_id}"
         notify_owner(

@@ -32,6 +32,7 @@ class StepSpec(BaseModel):
     params: dict[str, Any] | None = None
     after: list[str] = Field(default_factory=list, max_length=defaults.WORKFLOW_MAX_STEPS)
     on_failure: OnFailure = OnFailure.CANCEL_DEPENDENTS
+    queue: str | None = Field(None, description="As in POST /api/jobs: the type's own queue or a lower one.")
 
 
 class WorkflowSpec(BaseModel):

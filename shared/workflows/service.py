@@ -75,11 +75,14 @@ class Workflows:
 
     # ----- creating ------------------------------------------------------------------------------
 
-    def create(self, user: User, spec: WorkflowSpec) -> dict[str, Any]:
-        """Every step, committed in one transaction (or nothing, with 422/429); roots are sent at once."""
+    def create(self, user: User, spec: WorkflowSpec, *, system: bool = False) -> dict[str, Any]:
+        """Every step, committed in one transaction (or nothing, with 422/429); roots are sent at once.
+
+        ``system``: a workflow the server builds for the user (a batch import), whose steps may be of
+        internal types; the user's limits hold as for any workflow."""
         now = utcnow()
         workflow_id = new_id()
-        jobs, steps, cost = self._rows(user, spec.steps, workflow_id, now, existing=())
+        jobs, steps, cost = self._rows(user, spec.steps, workflow_id, now, existing=(), system=system)
         ready = sum(1 for j in jobs if j["status"] == Status.QUEUED.value)
         with write_gate(self._url), self._sessions() as session:
             conn = session.connection()
@@ -149,6 +152,7 @@ class Workflows:
         now: datetime,
         existing: Collection[str],
         added_by: str | None = None,
+        system: bool = False,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         """Job and step rows for ``steps`` (validated as a submit of ``user`` is), and their waiting cost;
         InvalidRequest naming every wrong field of every step."""
@@ -159,10 +163,12 @@ class Workflows:
         base = len(existing)
         for i, step in enumerate(steps):
             try:
-                spec = submitrules.job_type_for(self.jobs.registry, step.type, user, system=False)
+                spec = submitrules.job_type_for(self.jobs.registry, step.type, user, system)
                 model = spec.validate_params(step.params or {})
-            except InvalidRequest:
-                fields[f"steps.{i}.type"] = "unknown job type"
+                queue = submitrules.queue_for(spec, step.queue, user, system)
+            except InvalidRequest as exc:
+                place = "queue" if "queue" in (exc.fields or {}) else "type"
+                fields[f"steps.{i}.{place}"] = (exc.fields or {}).get(place, exc.message)
                 continue
             except ValidationError as exc:
                 fields.update(validation_fields(exc, f"steps.{i}.params."))
@@ -178,7 +184,7 @@ class Workflows:
                     "type": spec.name,
                     "status": (Status.BLOCKED if blocked else Status.QUEUED).value,
                     "message": f"Waiting for {', '.join(step.after)}" if blocked else "Queued",
-                    "queue": spec.queue,
+                    "queue": queue,
                     "max_attempts": spec.retry.max_attempts,
                     "params": model.model_dump(mode="json"),
                     # A step waiting on others holds its concurrency key on the step row (see WorkflowStep).

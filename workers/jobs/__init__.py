@@ -13,7 +13,7 @@ import os
 from shared.jobtypes import JobType
 from shared.timelimits import apply_time_limits
 from workers.jobs import (
-    batch_import,
+    batch_summary,
     character_generate,
     cleanup_events,
     cleanup_magic_links,
@@ -35,7 +35,7 @@ BUILTIN: tuple[JobType, ...] = (
     report_export.JOB,
     webhook_process.JOB,
     content_index.JOB,
-    batch_import.JOB,
+    batch_summary.JOB,
     cleanup_magic_links.JOB,
     cleanup_events.JOB,
     cleanup_stale_jobs.JOB,
