@@ -18,7 +18,16 @@
     return Array.prototype.slice.call(document.querySelectorAll(".wf-step[data-job-id]"));
   }
 
-  function refresh() {
+  // A step's final update is published before the workflow's rules have run: while every step is final
+  // and the workflow still reads running, ask again a little later (a bounded number of times).
+  var RETRY_MS = 500;
+  var RETRIES = 40;
+
+  function allFinal(wf) {
+    return wf.steps.every(function (s) { return FINISHED.indexOf(s.status) !== -1; });
+  }
+
+  function refresh(retries) {
     fetch("/workflows/" + root.dataset.workflowId + "/state", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (wf) {
@@ -33,6 +42,9 @@
           var row = document.querySelector('.wf-step[data-job-id="' + s.job_id + '"]');
           if (row) setBadge(row.querySelector("[data-role=status]"), s.status);
         });
+        if (wf.status === "running" && allFinal(wf) && retries > 0) {
+          setTimeout(function () { refresh(retries - 1); }, RETRY_MS);
+        }
       });
   }
 
@@ -43,6 +55,6 @@
     var row = document.querySelector('.wf-step[data-job-id="' + job.id + '"]');
     if (!row) return;
     setBadge(row.querySelector("[data-role=status]"), job.status);
-    if (FINISHED.indexOf(job.status) !== -1 && root.dataset.status === "running") refresh();
+    if (FINISHED.indexOf(job.status) !== -1 && root.dataset.status === "running") refresh(RETRIES);
   });
 })();
