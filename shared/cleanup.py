@@ -15,9 +15,9 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from shared import defaults
-from shared.exports import exports_dir
 from shared.models import Job, JobEvent, JobSlot, MagicLink, UserSession, WebhookDelivery
 from shared.serialize import job_to_dict
+from shared.settings import exports_dir
 from shared.states import FINISHED, Status
 from shared.transitions import transition
 

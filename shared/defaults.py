@@ -71,7 +71,7 @@ WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
 
-# `questboard up` supervises its roles (shared.supervisor): a role that exits is started again after a
+# `questboard up` supervises its roles (questboard.supervisor): a role that exits is started again after a
 # backoff that doubles from INITIAL to MAX and falls back to INITIAL once the role has run RESET_AFTER; a
 # role that exits GIVE_UP_EXITS times within GIVE_UP_WINDOW is given up on (the others keep running).
 SUPERVISOR_BACKOFF_INITIAL_S = 0.5
@@ -138,8 +138,12 @@ ROLLUP_INTERVAL_S = 30.0
 # 501), and how often every worker's maintenance loop settles workflows whose after-commit hook was lost.
 WORKFLOW_MAX_STEPS = 1000
 WORKFLOW_SWEEP_INTERVAL_S = 2.0
-# How many running workflows one sweep looks at (oldest first).
+# How many running workflows one sweep looks at (successive sweeps walk on through the rest).
 WORKFLOW_SWEEP_BATCH = 500
 # A batch import runs its rows in this many chains (each row after the one this many rows before it):
 # at most this many of its rows count against the owner's active-job limit at once.
 IMPORT_PARALLEL_ROWS = 3
+# Debounce (shared.debounce): debounce_seconds of a submit, and the longest debounce_key (characters).
+DEBOUNCE_MIN_S = 1
+DEBOUNCE_MAX_S = 24 * 60 * 60
+DEBOUNCE_KEY_MAX_CHARS = 200

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from shared import defaults, hooks, submitrules
 from shared.db import get_sessionmaker, write_gate
+from shared.debounce import debounce_for, push_back
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from shared.jobtypes import JobType
@@ -23,6 +24,7 @@ from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, NOT_STARTED, Status
 from shared.transitions import safe_send, transition
+from shared.waiting import waiting_reason
 from shared.workflows.settle import Settler
 
 log = logging.getLogger("questboard.jobs")
@@ -112,8 +114,10 @@ class JobService:
         return job
 
     def get(self, user: User, job_id: str) -> dict[str, Any]:
+        """One job, with why it waits (``shared.waiting``; lists leave that out: it costs queries)."""
         with self._sessions() as session:
-            return job_to_dict(self._visible(session, user, job_id))
+            job = self._visible(session, user, job_id)
+            return {**job_to_dict(job), "waiting_reason": waiting_reason(session, job)}
 
     def owner_of(self, user: User, job_id: str) -> int:
         """The owner's id of a job ``user`` may see (raises NotFound otherwise)."""
@@ -176,6 +180,8 @@ class JobService:
         delay_seconds: float | None = None,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
+        debounce_key: str | None = None,
+        debounce_seconds: float | None = None,
         parent_id: str | None = None,
         system: bool = False,
     ) -> tuple[dict[str, Any], bool]:
@@ -184,6 +190,7 @@ class JobService:
         Children of a fan-out (``parent_id``) do not count against the user's active-job limit, but do
         count against the cap on waiting jobs. ``system=True`` is the system's own path (it may submit
         internal types and use any queue); requests of people never set it (``shared.submitrules``).
+        ``debounce_key`` + ``debounce_seconds``: see ``shared.debounce`` (a repeat returns (job, False)).
         """
         spec = submitrules.job_type_for(self.registry, job_type, user, system)
         try:
@@ -195,7 +202,8 @@ class JobService:
         concurrency_key = spec.concurrency.key(model, user.id) if spec.concurrency else None
         queue = submitrules.queue_for(spec, queue, user, system)
         now = utcnow()
-        due = submitrules.due_time(now, delay_seconds, run_at)
+        debounce = debounce_for(spec, debounce_key, debounce_seconds, delay_seconds, run_at)
+        due = debounce.due(now) if debounce else submitrules.due_time(now, delay_seconds, run_at)
         scheduled = due is not None and due > now
         cost = submitrules.waiting_cost(spec, model)
 
@@ -213,6 +221,13 @@ class JobService:
                 if existing is not None:
                     session.rollback()
                     return job_to_dict(existing), False
+            if debounce is not None:  # a repeat within the window moves the scheduled job (shared.debounce)
+                moved = push_back(session, user.id, spec.name, debounce, clean, concurrency_key, now)
+                if moved is not None:
+                    session.commit()
+                    data = job_to_dict(moved)
+                    self.publisher.job_update(data, user.id)
+                    return data, False
             if unique_key is not None:
                 # Unique per owner: another user's job never blocks (or reveals) this one.
                 existing = self._active_unique(session, user.id, spec.name, unique_key)
@@ -251,6 +266,7 @@ class JobService:
                 "result": None,
                 "error": None,
                 "idempotency_key": idempotency_key,
+                "debounce_key": debounce.key if debounce else None,
                 "unique_key": unique_key,
                 "concurrency_key": concurrency_key,
                 "concurrency_limit": spec.concurrency.limit if spec.concurrency else None,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -127,6 +128,8 @@ class Job(Base):
     result: Mapped[Any | None] = mapped_column(JSON, default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Submitted with debounce_seconds: a repeat while the job is scheduled moves it (shared.debounce).
+    debounce_key: Mapped[str | None] = mapped_column(String(200), default=None)
     # Declared by the job type: one active job per (type, unique_key).
     unique_key: Mapped[str | None] = mapped_column(String(200), default=None)
     # Declared by the job type: at most concurrency_limit jobs with this key run at once.
@@ -321,6 +324,18 @@ class CharacterSearch(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+
+# Debounce (shared.debounce): at most one scheduled job per owner, type and debounce key, even when two
+# processes submit at once.
+Index(
+    "uq_jobs_debounce_scheduled",
+    Job.user_id,
+    Job.type,
+    Job.debounce_key,
+    unique=True,
+    sqlite_where=text("status = 'scheduled' AND debounce_key IS NOT NULL"),
+    postgresql_where=text("status = 'scheduled' AND debounce_key IS NOT NULL"),
+)
 
 # Operations (console charts, metrics): finished jobs and runs are read by the time they finished.
 Index("ix_jobs_finished_at", Job.finished_at)

@@ -94,6 +94,8 @@ class Releasing:
                     job_id,
                     Status.QUEUED,
                     sources=[Status.SCHEDULED, Status.RETRYING],
+                    # Still due: a debounced repeat may have moved the run time since the select above.
+                    where=[Job.scheduled_at <= now],
                     message="Queued",
                 )
                 self._commit_and_publish(session, job)

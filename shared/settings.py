@@ -171,6 +171,17 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
+def exports_dir(instance_dir: Path) -> Path:
+    """Where export files are written under the instance folder (the retention cleanup empties it)."""
+    return instance_dir / "exports"
+
+
+def usable_basic_auth(auth: str | None) -> bool:
+    """``user:password[,user:password…]``, every part given: Flower takes ``admin:`` as "no password"."""
+    entries = [entry.partition(":") for entry in (auth or "").split(",")]
+    return all(user.strip() and password for user, _, password in entries)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""

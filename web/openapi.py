@@ -139,7 +139,10 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
                 "Submit a job",
                 {
                     "202": _json(ref("Job"), "Accepted: the new job"),
-                    "200": _json(ref("Job"), "The job already holding this idempotency (or unique) key"),
+                    "200": _json(
+                        ref("Job"),
+                        "The job holding this idempotency (or unique) key, or the debounced job it moved",
+                    ),
                 },
                 (400, 401, 403, 422, 429, 503),
                 body=_json_body(_submit_schema(registry)),

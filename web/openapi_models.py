@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from shared import waiting
 from shared.jobbrowser import BulkRequest, JobQuery
 from shared.jobtypes import QUEUES
 from shared.states import Status
@@ -24,6 +25,14 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 class JobError(BaseModel):
     type: str
     message: str
+
+
+class WaitingReason(BaseModel):
+    """Why a job that is not running waits (``shared.waiting`` lists the codes)."""
+
+    code: str = Field(json_schema_extra={"enum": list(waiting.CODES)})
+    message: str
+    until: datetime | None = Field(description="When the wait ends, if known.")
 
 
 class Job(BaseModel):
@@ -48,6 +57,10 @@ class Job(BaseModel):
     finished_at: datetime | None
     parent_id: str | None = Field(description="The job that created this one, or null.")
     workflow_id: str | None = Field(description="The workflow this job is a step of, or null.")
+    debounce_key: str | None = Field(None, description="The debounce_key it was submitted with, or null.")
+    waiting_reason: WaitingReason | None = Field(
+        None, description="GET /api/jobs/<id> only: why it waits, null when running or finished."
+    )
 
 
 class AdminJob(Job):

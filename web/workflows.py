@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, render_template
+from flask import Blueprint, abort, g, jsonify, render_template
 from pydantic import ValidationError
 
 from shared.errors import NotFound
@@ -20,13 +20,8 @@ bp = Blueprint("workflows", __name__)
 
 
 def workflows() -> Workflows:
-    """This app's workflow service, built on first use."""
-    service = current_app.extensions.get("questboard_workflows")
-    if service is None:
-        svc = services()
-        service = Workflows(svc.settings.resolved_database_url, svc.jobs)
-        current_app.extensions["questboard_workflows"] = service
-    return service
+    """This app's workflow service (the composition root's)."""
+    return services().workflows
 
 
 @bp.post("/api/workflows")

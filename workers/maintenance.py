@@ -303,10 +303,10 @@ def _remember_reserved(request: Any = None, **_: Any) -> None:
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
-    from workers.runtime import lifecycle
+    from questboard import app as composition
 
     forget_engines()
-    lifecycle.cache_clear()  # a pool process re-forked from the main process builds its own
+    composition.current.cache_clear()  # a pool process re-forked from the main process builds its own
 
 
 @worker_ready.connect

@@ -11,23 +11,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from questboard import app as composition
 from shared import hooks, ratelimits
 from shared.db import session_scope
 from shared.errors import JobCanceled, PermanentError, Postponed, TimeLimitExceeded
 from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
-from shared.publisher import SocketIOPublisher
 from shared.settings import Settings, get_settings
-from workers.celery_app import celery_app
-from workers.dispatch import CeleryDispatcher
 from workers.outcomes import SKIPPED, Outcome
 
 log = logging.getLogger("questboard.worker")
@@ -48,15 +45,9 @@ def _rate_allows(spec: JobType, job_id: str) -> bool:
     return False
 
 
-@cache
 def lifecycle() -> Lifecycle:
-    """This process's lifecycle (built lazily, so after the pool forks)."""
-    settings = get_settings()
-    return Lifecycle(
-        settings.resolved_database_url,
-        SocketIOPublisher(settings.redis_url),
-        CeleryDispatcher(celery_app),
-    )
+    """This process's lifecycle, from the composition root (built on first use, after the pool forks)."""
+    return composition.current().lifecycle
 
 
 class RunContext:

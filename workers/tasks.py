@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from celery import Task
 
+from questboard.app import registry
 from shared import defaults
 from shared.jobtypes import JobType
 from workers import (
@@ -16,7 +17,6 @@ from workers import (
     workflow_steps,
 )
 from workers.celery_app import celery_app
-from workers.jobs import REGISTRY
 from workers.outcomes import JobFailed, report
 from workers.runtime import run_job
 
@@ -53,5 +53,5 @@ TASKS = {
         soft_time_limit=spec.time_limit_seconds,
         time_limit=hard_limit_s(spec),
     )(_bind(spec))
-    for name, spec in REGISTRY.items()
+    for name, spec in registry().items()
 }

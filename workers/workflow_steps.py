@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-from functools import cache
 from typing import Any
 
-from shared.settings import get_settings
+from questboard import app as composition
 from shared.workflows.service import Workflows
 from shared.workflows.settle import FINAL
-from workers import followups
 from workers.outcomes import Outcome
 
 log = logging.getLogger("questboard.workflows")
 
 
-@cache
 def workflows() -> Workflows:
-    """This process's workflow service (built lazily, after the pool forks)."""
-    return Workflows(get_settings().resolved_database_url, followups.job_service())
+    """This process's workflow service, from the composition root (built on first use, after the fork)."""
+    return composition.current().workflows
 
 
 def settle_after(job_id: str, outcome: Outcome) -> None:

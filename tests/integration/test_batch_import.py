@@ -7,11 +7,11 @@ import io
 
 from sqlalchemy import select
 
+from questboard.testing import wait_for
 from shared import defaults
 from shared.db import get_sessionmaker
-from shared.imports import import_workflow
+from shared.flagship.imports import import_workflow
 from shared.models import Character, Job, OutboxMail
-from shared.testing import wait_for
 from tests.integration.helpers_app import csrf_token, job, log_in, wait_finished
 from tests.integration.workflows.support import finished_workflow, ran_after
 

@@ -12,11 +12,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
+from questboard.testing import free_port, wait_for
 from shared.db import get_sessionmaker
 from shared.errors import LimitReached
+from shared.flagship.webhooks import sign
 from shared.models import Job, OutboxMail
-from shared.testing import free_port, wait_for
-from shared.webhooks import sign
 from tests.conftest import Person
 from tests.integration.helpers_app import csrf_token, wait_finished
 

@@ -10,10 +10,10 @@ import re
 import pytest
 from sqlalchemy import select
 
+from questboard.testing import wait_for
 from shared.db import get_sessionmaker
 from shared.jobviews import pretty_json
 from shared.models import AuditEntry
-from shared.testing import wait_for
 from tests.integration.helpers_app import csrf_token, log_in
 from tests.integration.test_admin_support import PROBE, Viewer, run_and_fail, submit
 from tests.integration.test_batch_import import GOOD_CSV, upload

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.testing import REPO_ROOT
+from questboard.testing import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "writing-jobs.md"
 FILE_BLOCK = re.compile(r"<!-- file: (?P<name>[\w.]+) -->\n```python\n(?P<code>.*?)```", re.S)

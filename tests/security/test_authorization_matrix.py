@@ -289,8 +289,8 @@ def test_the_api_takes_no_other_credential_than_a_valid_bearer_token(world, admi
 
 def test_lists_and_search_show_only_what_the_caller_may_see(world, alice, bob, admin):
     from shared.db import get_sessionmaker
+    from shared.flagship.search import index_character
     from shared.models import Character
-    from shared.search import index_character
 
     with get_sessionmaker(world.settings.resolved_database_url)() as db:
         index_character(db, db.get(Character, world.character_id))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from questboard.testing import questboard_env
 from shared.settings import Settings
-from shared.testing import questboard_env
 from tests.integration.workflows.support import JOB_MODULES
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 JOB_MODULES = "tests.integration.workflows.jobtypes"
 FINAL = ("succeeded", "failed", "canceled")

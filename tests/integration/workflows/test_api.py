@@ -9,9 +9,9 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from questboard.testing import wait_for
 from shared.db import get_sessionmaker
 from shared.models import Job, Workflow
-from shared.testing import wait_for
 from tests.integration.helpers_app import log_in
 from tests.integration.workflows.support import (
     finished_workflow,

@@ -5,7 +5,7 @@ the maintenance sweep settles it)."""
 
 from __future__ import annotations
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 from tests.integration.workflows.support import finished_workflow, probe
 
 LONG = {"steps": 600, "step_ms": 100}  # a minute of work: it is stopped or outlived, never awaited

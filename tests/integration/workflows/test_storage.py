@@ -6,6 +6,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
+from questboard.app import registry
 from shared.accounts import Accounts
 from shared.db import alembic_config, get_engine
 from shared.errors import InvalidRequest, LimitReached
@@ -14,7 +15,6 @@ from shared.publisher import NullPublisher
 from shared.workflows import WorkflowSpec
 from shared.workflows.service import Workflows
 from tests.unit.test_job_service import RecordingDispatcher
-from workers.jobs import REGISTRY
 
 REVISION = "0012_workflows"
 
@@ -37,7 +37,7 @@ def test_upgrade_and_downgrade(database_url):
 @pytest.fixture
 def service(database_url):
     dispatcher = RecordingDispatcher()
-    jobs = JobService(database_url, REGISTRY, NullPublisher(), dispatcher, user_job_limit=3)
+    jobs = JobService(database_url, registry(), NullPublisher(), dispatcher, user_job_limit=3)
     return Workflows(database_url, jobs), dispatcher, Accounts(database_url).ensure_user("w@example.com")
 
 

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable
 
-from workers.providers import CharacterSheet
+from workers.flagship.providers import CharacterSheet
 
 HOMELANDS = {
     "Human": [

@@ -62,10 +62,11 @@ def status(pid_file: Path) -> None:
 @click.option("--markdown", is_flag=True, help="Render docs/jobs.md.")
 def jobs_types(markdown: bool) -> None:
     """Every registered job type: queue, params, retry policy, limits, concurrency keys, description."""
+    from questboard.app import job_types
     from workers.catalog import render_markdown, render_text
-    from workers.jobs import build_registry
 
-    registry = build_registry(get_settings().job_modules, get_settings().time_limits)
+    settings = get_settings()
+    registry = job_types(settings.job_modules, settings.time_limits)
     click.echo(render_markdown(registry) if markdown else render_text(registry), nl=False)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from shared.imports import SUMMARY_TYPE
+from shared.flagship.imports import SUMMARY_TYPE
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import Job
 from shared.states import Status

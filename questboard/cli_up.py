@@ -9,12 +9,20 @@ from pathlib import Path
 
 import click
 
+from questboard.cli import (
+    QUEUE_GROUPS,
+    _flower_auth,
+    beat_argv,
+    flower_argv,
+    flower_env,
+    web_argv,
+    worker_argv,
+)
+from questboard.ports import Port
+from questboard.supervisor import Role
 from shared import processes
-from shared.cli import QUEUE_GROUPS, _flower_auth, beat_argv, flower_argv, flower_env, web_argv, worker_argv
-from shared.ports import Port
 from shared.rolestate import release_beat_lock
 from shared.settings import Settings
-from shared.supervisor import Role
 
 REDIS_PORT_CHANGE = "nothing there answers as Redis; point REDIS_URL at your Redis or at a free port"
 FLOWER_PORT_CHANGE = "choose another with --flower-port (or QUESTBOARD_FLOWER_PORT), or run with --no-flower"

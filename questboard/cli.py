@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, usable_basic_auth
 
 CELERY_APP = "workers.celery_app:celery_app"
 QUEUE_GROUPS = {"critical-high": "critical,high", "default-low": "default,low"}
@@ -241,7 +241,7 @@ def worker(
         os.execv(argv[0], argv)
     if pid_file is None:
         raise click.UsageError("--detach needs --pid-file PATH")
-    from shared import cli_daemon
+    from questboard import cli_daemon
 
     cli_daemon.start_worker(
         argv, pid_file, logfile or _settings().ensure_instance_dir() / f"worker-{name}.log"
@@ -253,12 +253,6 @@ def beat() -> None:
     """Run the recurring-task scheduler (one per installation; a Redis lock keeps it single)."""
     argv = beat_argv(_settings().ensure_instance_dir())
     os.execv(argv[0], argv)
-
-
-def usable_basic_auth(auth: str | None) -> bool:
-    """``user:password[,user:password…]``, every part given: Flower takes ``admin:`` as "no password"."""
-    entries = [entry.partition(":") for entry in (auth or "").split(",")]
-    return all(user.strip() and password for user, _, password in entries)
 
 
 @main.command()
@@ -303,12 +297,12 @@ def _flower_auth(settings: Settings) -> tuple[str, str]:
 )
 def up(port: int, no_flower: bool, flower_port: int) -> None:
     """Run the whole system on this machine, supervised: web, workers, beat and Flower."""
+    from questboard.cli_up import up_roles
+    from questboard.ports import port_problems
+    from questboard.supervisor import Supervisor
     from shared import processes
-    from shared.cli_up import up_roles
     from shared.db import upgrade
-    from shared.ports import port_problems
     from shared.rolestate import StatePublisher
-    from shared.supervisor import Supervisor
 
     settings = _settings()
     instance = settings.ensure_instance_dir().resolve()
@@ -388,7 +382,7 @@ def _describe_db(url: str) -> str:
 
 
 def _register_subcommands() -> None:
-    from shared import cli_daemon, cli_operator, cli_users
+    from questboard import cli_daemon, cli_operator, cli_users
 
     main.add_command(cli_operator.jobs)
     main.add_command(cli_operator.queues)

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
 
 from shared.errors import LimitReached, NotFound, ServiceError
-from shared.exports import CONTENT_TYPES, EXPORT_JOB, export_path
+from shared.flagship.exports import CONTENT_TYPES, EXPORT_JOB, export_path
 from shared.models import User
 from web.auth import api_user_required, login_required
 from web.services import services

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from shared.webhooks import (
+from shared.flagship.webhooks import (
     MalformedDelivery,
     SignatureError,
     WebhookInbox,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from shared.jobtypes import JobContext
-from workers.providers import BackgroundProvider, CharacterSheet
+from workers.flagship.providers import BackgroundProvider, CharacterSheet
 
 # Progress while the story streams moves from FIRST_PERCENT towards LAST_PERCENT as text arrives.
 FIRST_PERCENT, LAST_PERCENT = 26, 74

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from questboard.ports import Port
 from shared import defaults
-from shared.ports import Port
 
 RUNNING, RESTARTING, GAVE_UP, STOPPED = "running", "restarting", "gave-up", "stopped"
 

@@ -215,7 +215,7 @@ def worker_process(
     extra_args: list[str] | None = None,
 ) -> ManagedProcess:
     """A real Celery worker (prefork) on ``queues``; start it, then ``wait_worker_ready``."""
-    from shared.cli import worker_argv
+    from questboard.cli import worker_argv
 
     name = name or f"w{free_port()}"
     # Exactly the command `questboard worker` runs.

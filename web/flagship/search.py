@@ -7,8 +7,8 @@ from typing import Any
 from flask import Blueprint, g, jsonify, render_template, request
 
 from shared.db import get_sessionmaker
+from shared.flagship.search import search_characters
 from shared.models import User
-from shared.search import search_characters
 from web.auth import api_user_required, login_required
 from web.services import services
 

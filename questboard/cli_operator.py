@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from shared.settings import get_settings
-
-
-def _settings() -> Any:
-    return get_settings()
-
-
-def _operations() -> Any:
+if TYPE_CHECKING:
     from shared.admin import Operations
-    from shared.deadletters import DeadLetters
-    from shared.publisher import SocketIOPublisher
-    from workers.celery_app import make_celery
-    from workers.dispatch import CeleryDispatcher
-    from workers.jobs import REGISTRY
 
-    settings = _settings()
-    url = settings.resolved_database_url
-    publisher = SocketIOPublisher(settings.redis_url)
-    dead = DeadLetters(url, REGISTRY, publisher, CeleryDispatcher(make_celery(settings)))
-    return Operations(url, settings.redis_url, dead)
+
+def _operations() -> Operations:
+    from questboard.app import current
+
+    return current().operations
 
 
 def _operator_call(action: Any, *args: Any) -> Any:
@@ -104,6 +92,21 @@ def jobs_retry(job_id: str | None, job_type: str | None) -> None:
 def jobs_discard(job_id: str | None, job_type: str | None) -> None:
     """Take one failed job (ID) or every failed job of a type out of the dead-letter set."""
     _dead_letter_command("discard", job_id, job_type)
+
+
+@jobs.command("why")
+@click.argument("job_id")
+def jobs_why(job_id: str) -> None:
+    """Why job JOB_ID is not running yet (as its page says); exit 1 for an unknown id."""
+    from questboard.app import current
+    from shared.waiting import explain
+
+    job, reason = _operator_call(explain, current().database_url, job_id)
+    if reason is None:
+        click.echo(f"job {job['id']} ({job['type']}) is {job['status']}: not waiting")
+        return
+    click.echo(f"job {job['id']} ({job['type']}) is {job['status']}: {reason['message']}")
+    click.echo(f"reason: {reason['code']}" + (f" until {reason['until']}" if reason["until"] else ""))
 
 
 @click.group()

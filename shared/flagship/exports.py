@@ -16,9 +16,10 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.characters import ordered_abilities
+from shared.flagship.characters import ordered_abilities
 from shared.models import Character, Job
 from shared.serialize import iso, job_to_dict
+from shared.settings import exports_dir
 
 Kind = Literal["jobs", "characters"]
 Format = Literal["csv", "json"]
@@ -38,10 +39,6 @@ CSV_COLUMNS: dict[str, list[str]] = {
         "STR", "DEX", "CON", "INT", "WIS", "CHA", "background", "created_at",
     ],
 }  # fmt: skip
-
-
-def exports_dir(instance_dir: Path) -> Path:
-    return instance_dir / "exports"
 
 
 def export_path(instance_dir: Path, job_id: str, fmt: str) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     RedisServer,
     questboard_env,
@@ -70,20 +70,9 @@ class QuestboardKit:
     @property
     def service(self) -> Any:
         if self._service is None:
-            from shared.jobs import JobService
-            from shared.publisher import SocketIOPublisher
-            from workers.celery_app import make_celery
-            from workers.dispatch import CeleryDispatcher
-            from workers.jobs import build_registry
+            from questboard.app import build
 
-            self._service = JobService(
-                self.settings.resolved_database_url,
-                build_registry(self.job_modules, self.settings.time_limits),
-                SocketIOPublisher(self.settings.redis_url),
-                CeleryDispatcher(make_celery(self.settings)),
-                user_job_limit=self.settings.user_job_limit,
-                user_queued_limit=self.settings.user_queued_limit,
-            )
+            self._service = build(self.settings).jobs
         return self._service
 
     def submit(self, job_type: str, params: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:

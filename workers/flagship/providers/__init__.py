@@ -28,11 +28,11 @@ class BackgroundProvider(Protocol):
 def get_provider() -> BackgroundProvider:
     name = get_settings().llm_provider
     if name == "offline":
-        from workers.providers.offline import OfflineProvider
+        from workers.flagship.providers.offline import OfflineProvider
 
         return OfflineProvider(pace_ms=get_settings().offline_pace_ms)
     if name == "openai":
-        from workers.providers.openai import OpenAIProvider
+        from workers.flagship.providers.openai import OpenAIProvider
 
         settings = get_settings()
         if not settings.llm_url:

@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import PermanentError
+from shared.flagship.search import index_character, unindex_character
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import Character, User
-from shared.search import index_character, unindex_character
 
 
 class IndexParams(BaseModel):

@@ -8,40 +8,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
-from shared.characters import ABILITY_ORDER, character_result
 from shared.choices import CaseInsensitive
+from shared.flagship.characters import ABILITY_ORDER, ALIGNMENTS, CLASSES, RACES, character_result
+from shared.flagship.imports import SUMMARY_TYPE
 from shared.jobtypes import JobContext, JobType, RetryPolicy
-from shared.models import Character
+from shared.models import Character, Job
+from shared.settings import get_settings
 from workers import followups
-from workers.providers import CharacterSheet, get_provider
-from workers.providers.streaming import write_with_progress
+from workers.flagship.providers import CharacterSheet, get_provider
+from workers.flagship.providers.streaming import write_with_progress
 
-RACES = ("Human", "Elf", "Dwarf", "Halfling", "Gnome", "Half-Elf", "Half-Orc", "Tiefling", "Dragonborn")
-CLASSES = (
-    "Barbarian",
-    "Bard",
-    "Cleric",
-    "Druid",
-    "Fighter",
-    "Monk",
-    "Paladin",
-    "Ranger",
-    "Rogue",
-    "Sorcerer",
-    "Warlock",
-    "Wizard",
-)
-ALIGNMENTS = (
-    "Lawful Good",
-    "Neutral Good",
-    "Chaotic Good",
-    "Lawful Neutral",
-    "True Neutral",
-    "Chaotic Neutral",
-    "Lawful Evil",
-    "Neutral Evil",
-    "Chaotic Evil",
-)
+INDEX_JOB = "content.index"
 ABILITIES = ABILITY_ORDER
 # Which abilities each class wants highest, best first.
 CLASS_PRIORITY = {
@@ -128,9 +105,31 @@ def perform(ctx: JobContext, params: CharacterParams) -> dict[str, Any]:
         session.flush()
         character_id = character.id
         result = character_result(character)  # the job's result is the character (contract §5)
-    followups.after_character_saved(ctx, character_id, params.name)  # the chain: index, then notify
+    after_character_saved(ctx, character_id, params.name)  # the chain: index, then notify
     ctx.progress(100, f"{params.name} is ready")
     return result
+
+
+def after_character_saved(ctx: JobContext, character_id: str, name: str) -> None:
+    """The rest of the chain: index the character; tell the owner, unless it is a row of a batch import
+    (the import's summary step mails one summary instead)."""
+    # Keyed by the character: a retried attempt saves a new one, which needs its own index and mail.
+    followups.submit_child(
+        ctx, INDEX_JOB, {"character_id": character_id}, f"index:{character_id}", for_system=True
+    )
+    with ctx.session() as session:
+        workflow_id = session.scalar(select(Job.workflow_id).where(Job.id == ctx.job_id))
+        in_batch = workflow_id is not None and session.scalar(
+            select(Job.id).where(Job.workflow_id == workflow_id, Job.type == SUMMARY_TYPE).limit(1)
+        )
+    if not in_batch:
+        url = f"{get_settings().base_url.rstrip('/')}/characters/{character_id}"
+        followups.notify_owner(
+            ctx,
+            f"{name} is ready",
+            f"Hello,\n\nYour character {name} is ready:\n\n{url}\n\nHappy adventuring!\n",
+            key=f"notify:{character_id}",
+        )
 
 
 JOB = JobType(

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.choices import CaseInsensitive
-from shared.exports import CONTENT_TYPES, Format, Kind, count_records, export_path, iter_records, write_export
+from shared.flagship.exports import (
+    CONTENT_TYPES,
+    Format,
+    Kind,
+    count_records,
+    export_path,
+    iter_records,
+    write_export,
+)
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.settings import get_settings
 

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 
 from shared.errors import InvalidRequest, LimitReached
-from shared.imports import (
+from shared.flagship.imports import (
     MAX_IMPORT_ROWS,
     REQUIRED_COLUMNS,
     ImportFileError,

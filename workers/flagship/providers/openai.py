@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.errors import PermanentError, TransientError
 from shared.ratelimits import take_or_postpone
-from workers.providers import CharacterSheet
+from workers.flagship.providers import CharacterSheet
 
 DEFAULT_MODEL = "gpt-4o-mini"
 MAX_TOKENS = 700
