@@ -31,6 +31,7 @@ from shared.lifecycle import Lifecycle
 from shared.publisher import Publisher, SocketIOPublisher
 from shared.settings import Settings, get_settings
 from shared.system import SystemJobs
+from shared.workflows.service import Workflows
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -73,6 +74,11 @@ class Questboard:
     def system(self) -> SystemJobs:
         """Submits the system user's jobs (webhook processing, mails, cleanups)."""
         return SystemJobs(self.database_url, self.registry, self.publisher, self.dispatcher)
+
+    @cached_property
+    def workflows(self) -> Workflows:
+        """Workflows of people's jobs (contract §8): create, get, cancel, and steps that add steps."""
+        return Workflows(self.database_url, self.jobs)
 
     @cached_property
     def lifecycle(self) -> Lifecycle:

@@ -132,6 +132,28 @@ class QuestboardKit:
             wait_for(finished, timeout_s, 0.05, what=f"{len(ids)} enqueued job(s) to finish") if ids else []
         )
 
+    def submit_workflow(self, steps: list[dict[str, Any]], name: str | None = None) -> dict[str, Any]:
+        """Submit a workflow as the test user, exactly as ``POST /api/workflows`` does."""
+        from shared.workflows import WorkflowSpec
+        from shared.workflows.service import Workflows
+
+        spec = WorkflowSpec.model_validate({"name": name, "steps": steps})
+        return Workflows(self.settings.resolved_database_url, self.service).create(self.user, spec)
+
+    def perform_workflow(self, workflow_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Run the workflow on a real worker (started if none runs) and return it once it is final."""
+        from shared.workflows.service import Workflows
+
+        if not any(w.alive() for w in self.workers):
+            self.start_worker()
+        workflows = Workflows(self.settings.resolved_database_url, self.service)
+
+        def finished() -> dict[str, Any] | None:
+            workflow = workflows.get(self.user, workflow_id)
+            return workflow if workflow["status"] in FINISHED else None
+
+        return wait_for(finished, timeout_s, 0.05, what=f"workflow {workflow_id} to finish")
+
     def close(self) -> None:
         for proc in self.workers:
             proc.stop(timeout_s=10)

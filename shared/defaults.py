@@ -109,7 +109,7 @@ HSTS_MAX_AGE_S = 365 * 24 * 60 * 60
 OFFLINE_PACE_MS = 300
 
 # Isolation and limits (docs/operations.md, "Isolation and limits").
-# Jobs a user may have waiting (scheduled, queued, blocked, retrying), batch-import children included.
+# Jobs a user may have waiting (scheduled, queued, blocked, retrying), batch-import rows included.
 USER_QUEUED_LIMIT = 1000
 # delay_seconds and run_at reach at most this far ahead (seconds).
 MAX_SCHEDULE_AHEAD_S = 366 * 24 * 3600
@@ -134,6 +134,15 @@ ROLLUP_WINDOW_S = 24 * 60 * 60
 ROLLUP_RECOMPUTE_S = 5 * 60
 ROLLUP_INTERVAL_S = 30.0
 
+# Workflows (shared.workflows): at most this many steps in one workflow (a batch import of 500 rows needs
+# 501), and how often every worker's maintenance loop settles workflows whose after-commit hook was lost.
+WORKFLOW_MAX_STEPS = 1000
+WORKFLOW_SWEEP_INTERVAL_S = 2.0
+# How many running workflows one sweep looks at (successive sweeps walk on through the rest).
+WORKFLOW_SWEEP_BATCH = 500
+# A batch import runs its rows in this many chains (each row after the one this many rows before it):
+# at most this many of its rows count against the owner's active-job limit at once.
+IMPORT_PARALLEL_ROWS = 3
 # Debounce (shared.debounce): debounce_seconds of a submit, and the longest debounce_key (characters).
 DEBOUNCE_MIN_S = 1
 DEBOUNCE_MAX_S = 24 * 60 * 60

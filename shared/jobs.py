@@ -25,6 +25,7 @@ from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, NOT_STARTED, Status
 from shared.transitions import transition
 from shared.waiting import waiting_reason
+from shared.workflows.settle import Settler
 
 log = logging.getLogger("questboard.jobs")
 
@@ -32,6 +33,7 @@ log = logging.getLogger("questboard.jobs")
 LIMIT_RETRY_AFTER_S = 5
 
 JOBS = Job.__table__
+STEP_WAITING = and_(JOBS.c.status == Status.BLOCKED.value, JOBS.c.workflow_id.is_not(None))
 SUBMIT_GUARD = (
     update(User.__table__)
     .where(User.__table__.c.id == bindparam("b_user"))
@@ -41,6 +43,7 @@ COUNT_ACTIVE = (
     select(func.count())
     .select_from(JOBS)
     .where(JOBS.c.user_id == bindparam("b_user"), JOBS.c.status.in_([s.value for s in ACTIVE]))
+    .where(~STEP_WAITING)  # workflow steps waiting on others do not count (contract §8)
 )
 INSERT_JOB = insert(JOBS)
 INSERT_EVENT = insert(JobEvent.__table__)
@@ -160,6 +163,7 @@ class JobService:
                 select(func.count())
                 .select_from(Job)
                 .where(Job.user_id == user_id, Job.status.in_([s.value for s in ACTIVE]))
+                .where(~STEP_WAITING)
             )
             or 0
         )
@@ -329,6 +333,7 @@ class JobService:
                     session.commit()
                     data = job_to_dict(updated)
                     self.publisher.job_update(data, updated.user_id)
+                    Settler(self._url, self.publisher, self.dispatcher).settle([job_id])  # workflow hook
                     return data
                 session.rollback()
                 job = self._visible(session, user, job_id)  # it moved on meanwhile: look again

@@ -150,11 +150,48 @@ class Job(Base):
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), default=None, index=True
     )
+    # A step of a workflow (shared.workflows); its key, dependencies and failure rule: WorkflowStep.
+    workflow_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Workflow(Base):
+    """Jobs of one user run in dependency order (contract §8); its status follows its steps."""
+
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running, succeeded, failed, canceled
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkflowStep(Base):
+    """One job of a workflow: its key, the keys it runs after and what a failed dependency does to it."""
+
+    __tablename__ = "workflow_steps"
+    __table_args__ = (UniqueConstraint("workflow_id", "key", name="uq_workflow_steps_workflow_key"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    after: Mapped[list[str]] = mapped_column(JSON, default=list)
+    on_failure: Mapped[str] = mapped_column(String(20), default="cancel_dependents")
+    # Set once its dependencies settled it (queued, or canceled by a failed one): until then the job is
+    # ``blocked`` and its type's concurrency key is held here, so no slot wake-up can start it early.
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    held_concurrency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The step whose ``ctx.add_steps`` added this one (None: submitted with the workflow).
+    added_by: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class JobSlot(Base):

@@ -95,6 +95,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(job_browser.bp)
     app.register_blueprint(job_pages.bp)
     csrf.exempt(job_browser.bp)  # bearer tokens only, like the admin API
+    from web import workflows
+
+    app.register_blueprint(workflows.bp)
+    for view in (workflows.create_workflow, workflows.cancel_workflow):
+        csrf.exempt(view)  # bearer tokens only, like the API
     guard = live_guard.LiveGuard(socketio, "/jobs", ServerSessions(settings.resolved_database_url))
     app.extensions[live_guard.EXTENSION] = guard
     socketio.on_namespace(live.JobsNamespace("/jobs", guard))

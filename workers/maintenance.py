@@ -36,7 +36,7 @@ from shared.queues import QueueControl
 from shared.rollups import Rollups
 from shared.settings import get_settings
 from shared.states import Status
-from workers import poolwatch, revokes, timeouts
+from workers import poolwatch, revokes, timeouts, workflow_steps
 from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
 from workers.unacked import backlog, restore_unnoted, sweep_lost
 
@@ -101,6 +101,7 @@ class Maintenance:
             ("fair-share", defaults.MAINTENANCE_INTERVAL_S, self.refill_fair_share),
             ("pause", 1.0, self.follow_pauses),
             ("rollups", defaults.ROLLUP_INTERVAL_S, self.rollups.refresh),
+            ("workflows", defaults.WORKFLOW_SWEEP_INTERVAL_S, workflow_steps.sweep),  # never hangs
         ]
         for name, every_s, step in steps:
             if self.due(name, every_s):

@@ -66,6 +66,12 @@ class RunContext:
         if lifecycle().progress(self.job_id, percent, message):
             raise JobCanceled("cancel requested")
 
+    def add_steps(self, steps: list[Any]) -> list[dict[str, Any]]:
+        """Add steps to this job's workflow (docs/writing-jobs.md); ``after`` may name this step."""
+        from workers.workflow_steps import add_steps  # built on the job service: after the fork
+
+        return add_steps(self.job_id, steps)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         with session_scope(self.settings.resolved_database_url) as session:

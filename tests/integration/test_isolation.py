@@ -26,8 +26,9 @@ INTERNAL = {
     "cleanup.magic_links",
     "cleanup.retention",
     "cleanup.stale_jobs",
+    "batch.summary",
 }
-USER_TYPES = {"character.generate", "diagnostics.probe", "report.export", "batch.import"}
+USER_TYPES = {"character.generate", "diagnostics.probe", "report.export"}
 
 
 def post_job(client, person, body: dict):

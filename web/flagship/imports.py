@@ -1,7 +1,7 @@
 """Batch import of characters from a CSV: the form at ``/characters/import`` and ``POST /api/imports``.
 
 The file is read here (shape and size); each row is then validated as ``character.generate`` params when
-the ``batch.import`` job is submitted, and errors are reported by CSV line.
+the import's workflow is submitted (``shared.imports.import_workflow``), and errors are reported by CSV line.
 """
 
 from __future__ import annotations
@@ -12,34 +12,38 @@ from typing import Any
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 
 from shared.errors import InvalidRequest, LimitReached
-from shared.flagship.imports import MAX_IMPORT_ROWS, REQUIRED_COLUMNS, ImportFileError, parse_character_csv
+from shared.flagship.imports import (
+    MAX_IMPORT_ROWS,
+    REQUIRED_COLUMNS,
+    ImportFileError,
+    import_workflow,
+    parse_character_csv,
+)
 from web.auth import api_error, api_user_required, login_required
-from web.services import services
+from web.workflows import workflows
 
 bp = Blueprint("imports", __name__)
-IMPORT_JOB = "batch.import"
-_ROW_FIELD = re.compile(r"^params\.rows\.(\d+)\.?(.*)$")
+_ROW_FIELD = re.compile(r"^steps\.(\d+)\.params\.?(.*)$")
 
 
 def by_line(fields: dict[str, str]) -> dict[str, str]:
-    """``params.rows.<i>.<field>`` errors as ``line <n>`` (the header is line 1)."""
+    """``steps.<i>.params.<field>`` errors (step ``i`` is row ``i``) as ``line <n>`` (the header: line 1)."""
     out: dict[str, str] = {}
     for key, message in fields.items():
         match = _ROW_FIELD.match(key)
-        place = f"line {int(match.group(1)) + 2}" if match else key.removeprefix("params.")
+        place = f"line {int(match.group(1)) + 2}" if match else key
         detail = f"{match.group(2)}: {message}" if match and match.group(2) else message
         out[place] = f"{out[place]}; {detail}" if place in out else detail
     return out
 
 
 def submit_import(data: bytes, filename: str | None) -> dict[str, Any]:
-    """Submit the parent job for an uploaded file; ImportFileError names the lines that are wrong."""
+    """Submit the import's workflow for an uploaded file; ImportFileError names the lines that are wrong."""
     rows = parse_character_csv(data)
     try:
-        job, _ = services().jobs.submit(g.user, IMPORT_JOB, {"rows": rows, "source_name": filename})
+        return workflows().create(g.user, import_workflow(rows, filename), system=True)
     except InvalidRequest as exc:
         raise ImportFileError(by_line(exc.fields or {"file": exc.message})) from exc
-    return job
 
 
 def _render(errors: dict[str, str] | None = None, message: str | None = None, status: int = 200) -> Any:
@@ -65,18 +69,18 @@ def import_upload() -> Any:
     if upload is None or not upload.filename:
         return _render({"file": "choose a CSV file"}, "Nothing was uploaded.", 422)
     try:
-        job = submit_import(upload.read(), upload.filename)
+        workflow = submit_import(upload.read(), upload.filename)
     except ImportFileError as exc:
         return _render(exc.errors, "The file cannot be imported; nothing was started.", 422)
     except LimitReached as exc:
         return _render(message=exc.message, status=429)
-    return redirect(url_for("pages.job_page", job_id=job["id"]))
+    return redirect(url_for("workflows.workflow_page", workflow_id=workflow["id"]))
 
 
 @bp.post("/api/imports")
 @api_user_required
 def api_import() -> Any:
-    """The CSV as the body (``text/csv``) or as the ``file`` field of a multipart form → 202 job."""
+    """The CSV as the body (``text/csv``) or as the ``file`` field of a multipart form → 202 workflow."""
     upload = request.files.get("file")
     data, name = (upload.read(), upload.filename) if upload else (request.get_data(), None)
     try:

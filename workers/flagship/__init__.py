@@ -7,12 +7,12 @@ platform imports this package.
 from __future__ import annotations
 
 from shared.jobtypes import JobType
-from workers.flagship import batch_import, character_generate, content_index, report_export, webhook_process
+from workers.flagship import batch_summary, character_generate, content_index, report_export, webhook_process
 
 JOBS: tuple[JobType, ...] = (
     character_generate.JOB,
     report_export.JOB,
     webhook_process.JOB,
     content_index.JOB,
-    batch_import.JOB,
+    batch_summary.JOB,
 )

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from shared.choices import CaseInsensitive
 from shared.flagship.characters import ABILITY_ORDER, ALIGNMENTS, CLASSES, RACES, character_result
+from shared.flagship.imports import SUMMARY_TYPE
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import Character, Job
 from shared.settings import get_settings
@@ -110,14 +111,17 @@ def perform(ctx: JobContext, params: CharacterParams) -> dict[str, Any]:
 
 
 def after_character_saved(ctx: JobContext, character_id: str, name: str) -> None:
-    """The rest of the chain: index the character; tell the owner, unless it is part of a batch import
-    (the import mails one summary instead)."""
+    """The rest of the chain: index the character; tell the owner, unless it is a row of a batch import
+    (the import's summary step mails one summary instead)."""
     # Keyed by the character: a retried attempt saves a new one, which needs its own index and mail.
     followups.submit_child(
         ctx, INDEX_JOB, {"character_id": character_id}, f"index:{character_id}", for_system=True
     )
     with ctx.session() as session:
-        in_batch = session.scalar(select(Job.parent_id).where(Job.id == ctx.job_id)) is not None
+        workflow_id = session.scalar(select(Job.workflow_id).where(Job.id == ctx.job_id))
+        in_batch = workflow_id is not None and session.scalar(
+            select(Job.id).where(Job.workflow_id == workflow_id, Job.type == SUMMARY_TYPE).limit(1)
+        )
     if not in_batch:
         url = f"{get_settings().base_url.rstrip('/')}/characters/{character_id}"
         followups.notify_owner(

@@ -1,7 +1,7 @@
 """fair share within a queue: jobs.held and the indexes that pick whose turn it is
 
 Revision ID: 0013_fair_share
-Revises: 0011_job_browser_indexes
+Revises: 0012_workflows
 Create Date: 2026-12-02 01:00:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_fair_share"
-down_revision = "0011_job_browser_indexes"
+down_revision = "0012_workflows"
 branch_labels = None
 depends_on = None
 
