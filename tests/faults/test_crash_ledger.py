@@ -34,13 +34,13 @@ FINAL = {"succeeded", "failed", "canceled"}
 
 
 class LedgerStack:
-    def __init__(self, tmp_path: Path, db_url: str) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, appendonly: bool = False) -> None:
         from web import create_app
 
         self.tmp_path, self.db_url = tmp_path, db_url
         with get_engine(db_url).begin() as conn:
             conn.execute(text(LEDGER_DDL))
-        self.redis = RedisServer(tmp_path / "redis", appendonly=False).start()
+        self.redis = RedisServer(tmp_path / "redis", appendonly=appendonly).start()
         redis.Redis.from_url(self.redis.url).set("questboard:broker-epoch", f"test:{time.time() - 3600}")
         self.workers: list[ManagedProcess] = []
         settings = Settings(
@@ -61,6 +61,7 @@ class LedgerStack:
             env,
             self.tmp_path,
             queues="default",
+            concurrency=concurrency,
             name=name,
             extra_args=["--prefetch-multiplier", str(prefetch)],
         )
