@@ -26,7 +26,7 @@ from tests.faults.netns import netem_unavailable_reason
 
 RECOVERY_BOUND_S = 15.0
 ANSWER_BOUND_S = 15.0
-FINAL_S = 180.0  # deadline for every job to end after healing (jobs of 10 s, some run twice)
+FINAL_S = 180.0  # deadline for every job to end after healing (jobs of 20 s, some run twice)
 # Namespaced hosts, two workers, 30-40 s cuts and a busy machine: more than the suite's default 300 s.
 pytestmark = pytest.mark.timeout(600)
 
@@ -49,9 +49,12 @@ def _check_ledger(hosts: Hosts, what: str, healed_at: float) -> None:
 
 
 def _running_two_holding_two(hosts: Hosts) -> list[str]:
-    """Four 10 s jobs on w1 (2 processes, prefetch 2): 2 run, 2 wait in its prefetch; returns the held."""
+    """Four 20 s jobs on w1 (2 processes, prefetch 2): 2 run, 2 wait in its prefetch; returns the held.
+
+    20 s: long enough that they still run, and are still held, once w2 is up on a busy machine.
+    """
     for _ in range(4):
-        assert hosts.submit(steps=20)[0] == 202
+        assert hosts.submit(steps=40)[0] == 202
 
     def held() -> list[str]:
         statuses = hosts.statuses()
@@ -61,6 +64,14 @@ def _running_two_holding_two(hosts: Hosts) -> list[str]:
         return queued if running == 2 and len(queued) == 2 and empty else []
 
     return wait_for(held, READY_S, 0.2, what="w1 running 2 jobs and holding 2")
+
+
+def _start_standby_while_held(hosts: Hosts, held: list[str]) -> None:
+    """w2 comes up; w1 must still run 2 and hold ``held`` (else the fault would test nothing)."""
+    hosts.start_worker("w2")
+    statuses = hosts.statuses()
+    assert list(statuses.values()).count("running") == 2, statuses
+    assert all(statuses[j] == "queued" for j in held), statuses
 
 
 def _held_recovered_in_time(hosts: Hosts, held: list[str], cut_wall: float, what: str) -> None:
@@ -77,7 +88,7 @@ def test_worker_host_cut_from_redis_for_40_s_loses_nothing(hosts_for, sqlite_url
     _ledger(hosts)
     hosts.start_worker("w1", "--prefetch-multiplier", "2")
     held = _running_two_holding_two(hosts)
-    hosts.start_worker("w2")
+    _start_standby_while_held(hosts, held)
     hosts.net.cut("w1", "redis")
     cut_at, cut_wall = time.monotonic(), time.time()
     for _ in range(2):
@@ -117,7 +128,7 @@ def test_worker_host_cut_from_the_database_loses_nothing_and_commits_once(hosts_
     _ledger(hosts)
     hosts.start_worker("w1", "--prefetch-multiplier", "2")
     held = _running_two_holding_two(hosts)
-    hosts.start_worker("w2")
+    _start_standby_while_held(hosts, held)
     hosts.net.cut("w1", "db")
     cut_at, cut_wall = time.monotonic(), time.time()
     for _ in range(2):
