@@ -7,8 +7,9 @@ proxy the soak can cut without closing, ``b`` directly — and a SQLite database
 (1–6 progress steps; each completed run recorded once in a ledger table with a unique key) and
 ``diagnostics.probe``. Faults, one each interval, in random order and each once before any repeats:
 SIGKILL worker ``b`` (restarted at once), cut worker ``a`` from Redis for 20 s, freeze Redis (SIGSTOP)
-for 10 s, restart Redis empty. At the end every accepted job must be ``succeeded``, every ledger job
-completed exactly once, no submit answered 5xx other than 503, and each process tree that ran
+for 10 s, restart Redis empty. After each fault its recovery is timed: until /readyz answers 200, and
+until a probe job submitted then has succeeded. At the end every accepted job must be ``succeeded``,
+every ledger job completed exactly once, no submit answered 5xx other than 503, and each process tree that ran
 throughout (same leader) grew its RSS by less than 10 % from the end of the first interval (the warm-up)
 to the end. Exit status 1 if any of that fails.
 """
@@ -133,16 +134,17 @@ class Soak:
         except OSError:
             return 0, None
 
-    def submit(self) -> None:
-        if self.rng.random() < 0.7:
+    def submit(self, job: dict[str, Any] | None = None) -> str | None:
+        """POST ``job`` (default: a random one of the mix); returns its id when accepted."""
+        if job is None and self.rng.random() < 0.7:
             job = {"type": "fault.ledger", "params": {"steps": self.rng.randint(1, 6), "step_s": 0.5}}
-        else:
-            job = {"type": "diagnostics.probe"}
+        job = job or {"type": "diagnostics.probe"}
         status, body = self.call("POST", "/api/jobs", job)
         with self._lock:
             self.answers[status] = self.answers.get(status, 0) + 1
             if status == 202:
                 self.accepted[body["id"]] = job["type"]
+        return body["id"] if status == 202 else None
 
     # Faults -----------------------------------------------------------------------------------------
     def kill_worker(self) -> None:
@@ -185,9 +187,24 @@ class Soak:
         name = self._bag.pop()
         started = time.monotonic()
         getattr(self, name)()
+        ended = time.monotonic()
+        ready_s, probe_s = self.recovery(ended)
         with self._lock:
-            self.faults.append(f"{name} ({time.monotonic() - started:.1f} s)")
-        print(f"[{time.strftime('%H:%M:%S')}] fault {name} done", flush=True)
+            self.faults.append(
+                f"{name} ({ended - started:.1f} s; ready +{ready_s:.1f} s, probe +{probe_s:.1f} s)"
+            )
+        print(f"[{time.strftime('%H:%M:%S')}] fault {name} done: {self.faults[-1]}", flush=True)
+
+    def recovery(self, ended: float) -> tuple[float, float]:
+        """Seconds from a fault's end until /readyz answers 200, and until a probe submitted then succeeds."""
+        wait_for(lambda: self.call("GET", "/readyz")[0] == 200, 120, 0.2, what="/readyz 200 after a fault")
+        ready_s = time.monotonic() - ended
+        job_id = wait_for(
+            lambda: self.submit({"type": "diagnostics.probe"}), 60, 0.2, what="a probe accepted"
+        )
+        done = lambda: (self.call("GET", f"/api/jobs/{job_id}")[1] or {}).get("status") == "succeeded"  # noqa: E731
+        wait_for(done, 120, 0.2, what="the probe after a fault")
+        return ready_s, time.monotonic() - ended
 
     # The run ----------------------------------------------------------------------------------------
     def leaders(self) -> dict[str, int]:
@@ -235,7 +252,7 @@ class Soak:
         server_errors = {
             code: n for code, n in self.answers.items() if code >= 500 and code != 503 or code == 0
         }
-        faults = "; ".join(self.faults)
+        faults = "; ".join(self.faults)  # (length; /readyz 200 and a fresh probe done after its end)
         print(f"\nsoak: {self.args.minutes:g} min at {self.args.rate:g} jobs/s; faults: {faults}")
         print(f"submits answered: {dict(sorted(self.answers.items()))}; accepted {len(self.accepted)} "
               f"({len(ledger_jobs)} ledger, {len(self.accepted) - len(ledger_jobs)} probe)")  # fmt: skip

@@ -23,10 +23,32 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# Under pytest-xdist (tests/faults runs with `-n 2`) each worker process takes its ports from a range of
+# its own, below the kernel's ephemeral ports: two workers never pick the same port, and a port one of
+# them just freed is not handed to the other by the kernel between that pick and the server's bind.
+XDIST_PORT_BASE = 20000
+XDIST_PORT_SPAN = 2000
+_next_port: dict[str, int] = {}
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free now (from this pytest-xdist worker's range, if any)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    if not worker.removeprefix("gw").isdigit():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    first = XDIST_PORT_BASE + int(worker.removeprefix("gw")) * XDIST_PORT_SPAN
+    for _ in range(XDIST_PORT_SPAN):
+        offset = _next_port.get(worker, 0)
+        _next_port[worker] = (offset + 1) % XDIST_PORT_SPAN
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", first + offset))
+            except OSError:
+                continue  # taken (or in TIME_WAIT): the next one
+            return first + offset
+    raise RuntimeError(f"no free port in {first}..{first + XDIST_PORT_SPAN - 1} for xdist worker {worker}")
 
 
 def wait_for(

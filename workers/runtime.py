@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from questboard import app as composition
@@ -83,9 +85,16 @@ def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
     task reports it to Celery: workers.outcomes)."""
     lc = lifecycle()
     started_at = utcnow()  # taken before the rate-limit check: see shared.ratelimits
-    if spec.rate_limit and not _rate_allows(spec, job_id):
-        return Outcome("queued", message="Rate-limited: sent again later")
-    job = lc.claim(job_id, worker, os.getpid(), started_at)
+    try:
+        if spec.rate_limit and not _rate_allows(spec, job_id):
+            return Outcome("queued", message="Rate-limited: sent again later")
+        job = lc.claim(job_id, worker, os.getpid(), started_at)
+    except (OperationalError, PoolTimeoutError) as exc:
+        # The database did not answer before the claim (this worker is cut from it): nothing was
+        # written, so the message goes back to its queue for a worker that reaches the database. Failing
+        # the task would acknowledge it and leave the job queued with no message anywhere.
+        log.warning("database unavailable before the claim; message given back", extra={"job_id": job_id})
+        raise Reject(repr(exc), requeue=True) from exc
     if job is None:
         log.info("job not claimable, skipped", extra={"job_id": job_id, "job_type": spec.name})
         return SKIPPED

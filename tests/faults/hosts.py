@@ -38,6 +38,9 @@ WEB_PORT = 8000
 REDIS_PORT = 6379
 PG_PORT = 5432
 FINAL = {"succeeded", "failed", "canceled"}
+# Deadline (seconds) for a role to come up, generous enough for a busy 2-core machine running the suite
+# with `-n 2`: only how long the test waits, never a bound the test asserts.
+READY_S = 90.0
 
 
 class Hosts:
@@ -70,7 +73,7 @@ class Hosts:
         web, _ = web_process(self._env(), self.tmp, port=WEB_PORT)
         web.argv = self.net.wrap("web", web.argv)
         self._spawn(web)
-        wait_for(lambda: self._web_up(web), 30, 0.2, what="web on its host")
+        wait_for(lambda: self._web_up(web), READY_S, 0.2, what="web on its host")
         return self
 
     def _start_redis(self) -> None:
@@ -80,7 +83,7 @@ class Hosts:
                 "--port", str(REDIS_PORT), "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
                 "--dir", str(base), "--save", "", "--appendonly", "no", "--protected-mode", "no"]  # fmt: skip
         self._spawn(ManagedProcess("redis", self.net.wrap("redis", argv), dict(os.environ), base))
-        wait_for(self._redis_up, 10, 0.1, what="redis on its host")
+        wait_for(self._redis_up, READY_S, 0.1, what="redis on its host")
 
     def _start_db_proxy(self) -> None:
         parts = urlsplit(self.database_url)
@@ -104,7 +107,7 @@ class Hosts:
         proc.argv = self.net.wrap(host, proc.argv)
         self._spawn(proc)
         self.workers[host] = proc
-        wait_worker_ready(proc, self.local_redis_url)
+        wait_worker_ready(proc, self.local_redis_url, timeout_s=READY_S)
         return proc
 
     def local_redis(self) -> redis.Redis:
@@ -156,10 +159,14 @@ class Hosts:
             self.accepted.append(answer[1]["id"])
         return answer
 
-    def status(self, job_id: str) -> str:
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The job as its owner reads it (``GET /api/jobs/<id>``)."""
         answer = self.request("GET", f"/api/jobs/{job_id}")
         assert answer[0] == 200, answer
-        return answer[1]["status"]
+        return answer[1]
+
+    def status(self, job_id: str) -> str:
+        return str(self.job(job_id)["status"])
 
     def statuses(self) -> dict[str, str]:
         return {job_id: self.status(job_id) for job_id in self.accepted}

@@ -4,23 +4,31 @@ A cut takes the host's port on one network's bridge down: its packets stop, noth
 keeps the ledger (``fault.ledger`` records each completed run under a unique job id): every accepted job
 ends in exactly one final state, no body completed twice, the recovery time is printed, and /readyz
 answers 200 afterwards.
+
+Waits are conditions with deadlines sized for a busy 2-core machine (the suite runs with ``-n 2``); the
+recovery bound is not one of them: it is checked on the times the jobs record (``started_at``, written by
+the worker that claimed them), so a slow poll can neither fail it nor hide a late recovery.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 from sqlalchemy import text
 
 from questboard.testing import wait_for
 from shared.db import get_engine
-from tests.faults.hosts import Hosts
+from tests.faults.hosts import READY_S, Hosts
 from tests.faults.jobtypes import LEDGER_DDL
 from tests.faults.netns import netem_unavailable_reason
 
 RECOVERY_BOUND_S = 15.0
 ANSWER_BOUND_S = 15.0
+FINAL_S = 180.0  # deadline for every job to end after healing (jobs of 20 s, some run twice)
+# Namespaced hosts, two workers, 30-40 s cuts and a busy machine: more than the suite's default 300 s.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _ledger(hosts: Hosts) -> None:
@@ -29,7 +37,7 @@ def _ledger(hosts: Hosts) -> None:
 
 
 def _check_ledger(hosts: Hosts, what: str, healed_at: float) -> None:
-    wait_for(hosts.all_final, 90, 0.3, what="every accepted job final")
+    wait_for(hosts.all_final, FINAL_S, 0.3, what="every accepted job final")
     print(f"{what}: every job final {time.monotonic() - healed_at:.2f} s after the link healed")
     assert hosts.statuses() == dict.fromkeys(hosts.accepted, "succeeded")
     with get_engine(hosts.database_url).connect() as conn:
@@ -37,22 +45,42 @@ def _check_ledger(hosts: Hosts, what: str, healed_at: float) -> None:
     ledger = [row[0] for row in rows]
     print(f"{what}: completed runs by attempt {sorted(row[1] for row in rows)}")
     assert sorted(ledger) == sorted(hosts.accepted)  # each completed once (the key is unique)
-    wait_for(lambda: hosts.request("GET", "/readyz")[0] == 200, 30, 0.5, what="/readyz 200 again")
+    wait_for(lambda: hosts.request("GET", "/readyz")[0] == 200, READY_S, 0.5, what="/readyz 200 again")
 
 
 def _running_two_holding_two(hosts: Hosts) -> list[str]:
-    """Four 10 s jobs on w1 (2 processes, prefetch 2): 2 run, 2 wait in its prefetch; returns the held."""
+    """Four 20 s jobs on w1 (2 processes, prefetch 2): 2 run, 2 wait in its prefetch; returns the held.
+
+    20 s: long enough that they still run, and are still held, once w2 is up on a busy machine.
+    """
     for _ in range(4):
-        assert hosts.submit(steps=20)[0] == 202
-    wait_for(
-        lambda: (
-            list(hosts.statuses().values()).count("running") == 2 and hosts.local_redis().llen("default") == 0
-        ),
-        30,
-        0.2,
-        what="w1 running 2 jobs and holding 2",
-    )
-    return [j for j, status in hosts.statuses().items() if status == "queued"]
+        assert hosts.submit(steps=40)[0] == 202
+
+    def held() -> list[str]:
+        statuses = hosts.statuses()
+        queued = [j for j, status in statuses.items() if status == "queued"]
+        running = list(statuses.values()).count("running")
+        empty = hosts.local_redis().llen("default") == 0
+        return queued if running == 2 and len(queued) == 2 and empty else []
+
+    return wait_for(held, READY_S, 0.2, what="w1 running 2 jobs and holding 2")
+
+
+def _start_standby_while_held(hosts: Hosts, held: list[str]) -> None:
+    """w2 comes up; w1 must still run 2 and hold ``held`` (else the fault would test nothing)."""
+    hosts.start_worker("w2")
+    statuses = hosts.statuses()
+    assert list(statuses.values()).count("running") == 2, statuses
+    assert all(statuses[j] == "queued" for j in held), statuses
+
+
+def _held_recovered_in_time(hosts: Hosts, held: list[str], cut_wall: float, what: str) -> None:
+    """The held jobs started on the other host within RECOVERY_BOUND_S of the cut (their started_at)."""
+    wait_for(lambda: all(hosts.status(j) != "queued" for j in held), READY_S, 0.2, what="held jobs started")
+    started = [datetime.fromisoformat(hosts.job(j)["started_at"]).timestamp() - cut_wall for j in held]
+    after = ", ".join(f"{s:.2f}" for s in started)
+    print(f"\n{what}: its {len(held)} held jobs started on the other host {after} s after the cut")
+    assert max(started) < RECOVERY_BOUND_S, f"held jobs started {started} s after the cut"
 
 
 def test_worker_host_cut_from_redis_for_40_s_loses_nothing(hosts_for, sqlite_url: str):
@@ -60,14 +88,12 @@ def test_worker_host_cut_from_redis_for_40_s_loses_nothing(hosts_for, sqlite_url
     _ledger(hosts)
     hosts.start_worker("w1", "--prefetch-multiplier", "2")
     held = _running_two_holding_two(hosts)
-    hosts.start_worker("w2")
+    _start_standby_while_held(hosts, held)
     hosts.net.cut("w1", "redis")
-    cut_at = time.monotonic()
+    cut_at, cut_wall = time.monotonic(), time.time()
     for _ in range(2):
         assert hosts.submit(steps=2)[0] == 202  # accepted during the cut, run by w2
-    wait_for(lambda: all(hosts.status(j) != "queued" for j in held), RECOVERY_BOUND_S, 0.2, what="held jobs")
-    took = time.monotonic() - cut_at
-    print(f"\nworker host cut from Redis: its 2 held jobs started elsewhere after {took:.2f} s")
+    _held_recovered_in_time(hosts, held, cut_wall, "worker host cut from Redis")
     wait_for(lambda: time.monotonic() - cut_at >= 40, 45, 0.5, what="the cut to last 40 s")
     hosts.net.heal("w1", "redis")
     _check_ledger(hosts, "worker host cut from Redis", time.monotonic())
@@ -77,7 +103,7 @@ def test_web_host_cut_from_redis_answers_in_time_and_loses_nothing(hosts_for, sq
     hosts = hosts_for(sqlite_url)
     _ledger(hosts)
     hosts.start_worker("w1")
-    wait_for(lambda: hosts.request("GET", "/readyz")[0] == 200, 20, 0.3, what="ready before the cut")
+    wait_for(lambda: hosts.request("GET", "/readyz")[0] == 200, READY_S, 0.3, what="ready before the cut")
     hosts.net.cut("web", "redis")
     cut_at = time.monotonic()
     answers = []
@@ -102,13 +128,12 @@ def test_worker_host_cut_from_the_database_loses_nothing_and_commits_once(hosts_
     _ledger(hosts)
     hosts.start_worker("w1", "--prefetch-multiplier", "2")
     held = _running_two_holding_two(hosts)
-    hosts.start_worker("w2")
+    _start_standby_while_held(hosts, held)
     hosts.net.cut("w1", "db")
-    cut_at = time.monotonic()
+    cut_at, cut_wall = time.monotonic(), time.time()
     for _ in range(2):
         assert hosts.submit(steps=2)[0] == 202  # accepted during the cut, run by w2
-    wait_for(lambda: all(hosts.status(j) != "queued" for j in held), RECOVERY_BOUND_S, 0.2, what="held jobs")
-    print(f"\nworker host cut from the database: held jobs started after {time.monotonic() - cut_at:.2f} s")
+    _held_recovered_in_time(hosts, held, cut_wall, "worker host cut from the database")
     wait_for(lambda: time.monotonic() - cut_at >= 30, 35, 0.5, what="the cut to last 30 s")
     hosts.net.heal("w1", "db")
     _check_ledger(hosts, "worker host cut from the database", time.monotonic())
@@ -129,7 +154,7 @@ def test_worker_host_with_200_ms_delay_and_5_percent_loss_finishes_everything_on
     try:
         for _ in range(8):
             assert hosts.submit(steps=4)[0] == 202
-        wait_for(hosts.all_final, 90, 0.5, what="every job final under delay and loss")
+        wait_for(hosts.all_final, FINAL_S, 0.5, what="every job final under delay and loss")
     finally:
         hosts.net.unimpair("w1", "redis")
     print(
