@@ -15,7 +15,9 @@ import psycopg
 import pytest
 import requests
 
-from shared.testing import wait_for
+from shared import defaults
+from shared.testing import http_ok, wait_for, web_process
+from tests.faults.proxy import LinkProxy
 
 pytestmark = pytest.mark.postgres
 LOCK_WAITERS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%jobs%'"
@@ -51,3 +53,37 @@ def test_a_request_waiting_on_postgresql_does_not_hold_up_its_process(live_serve
         locker.rollback()
     waiting.join(30)
     assert outcome["status"] == 200
+
+
+def test_a_cut_database_link_answers_503_in_time_while_the_process_serves_others(
+    tmp_path, env, alice, db_url
+):
+    """The statement deadline (shared.dbdeadline) is a background task: it must run beside the stuck one."""
+    proxy = LinkProxy("127.0.0.1", 5432)
+    through_proxy = db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    proc, base = web_process({**env, "DATABASE_URL": through_proxy}, tmp_path)
+    proc.start()
+    try:
+        wait_for(lambda: http_ok(base + "/healthz"), 30, what="web server")
+        assert requests.get(base + "/api/jobs", headers=alice.headers, timeout=10).status_code == 200
+        proxy.cut()  # the link stops moving bytes, without closing
+        outcome: dict[str, float] = {}
+
+        def list_jobs() -> None:
+            began = time.monotonic()
+            outcome["status"] = requests.get(
+                base + "/api/jobs", headers=alice.headers, timeout=30
+            ).status_code
+            outcome["took_s"] = time.monotonic() - began
+
+        stuck = threading.Thread(target=list_jobs)
+        stuck.start()
+        while stuck.is_alive():  # the process answers others while that statement is stuck
+            assert requests.get(base + "/healthz", timeout=2).status_code == 200
+            time.sleep(0.2)
+        assert outcome["status"] == 503
+        assert outcome["took_s"] < defaults.DB_WEB_STATEMENT_DEADLINE_S + defaults.DB_POOL_TIMEOUT_S + 5
+    finally:
+        proc.stop(timeout_s=10)
+        proxy.heal()
+        proxy.close()
