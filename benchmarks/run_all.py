@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "p6": ("benchmarks.p6_scale", [], ["--runs", "1", "--big", "20000"], 900),
     "p7": ("benchmarks.p7_submit_to_running", [], ["--runs", "1", "--jobs", "10"], 600),
     "p8": ("benchmarks.p8_browser", [], ["--rows", "50000", "--repeat", "5"], 1800),
+    "p9": ("benchmarks.p9_connections", [], ["--runs", "1", "--idle", "500", "--slow", "50"], 900),
 }
 
 
@@ -222,6 +223,20 @@ def render() -> str:
             _f(s["ratio_p50"], 2),
             "p50 ≤ 10 ms",
             s["questboard_p50_ms"] <= 10,
+        )
+    if d := _load("p9_connections"):
+        s, meta["p9"] = d["summary"], d
+        ok = s["questboard_healthz_p95_ms"] <= 50 and (s["questboard_update_p99_ms"] or 1e9) <= 20
+        row(
+            "P9",
+            f"/healthz p95 / live update p99 ms, {s['idle_clients']:,} idle clients + "
+            f"{s['slow_connections']:,} slow-header held",
+            f"{_f(s['questboard_healthz_p95_ms'], 1)} / {_f(s['questboard_update_p99_ms'], 1)}",
+            f"{_f(s['gthread_healthz_p95_ms'], 0)} / {_f(s['gthread_update_p99_ms'], 1)}",
+            "the server before: 1 gthread process, 100 threads",
+            _f(s["questboard_healthz_p95_ms"] / s["gthread_healthz_p95_ms"], 3),
+            "p95 ≤ 50, p99 ≤ 20",
+            ok,
         )
     header = [
         "| | metric | Questboard | baseline | baseline is | ratio | target |",
