@@ -324,12 +324,12 @@ class Stack:
     def web(
         self, env: dict[str, str], app: str = "web.wsgi:app", server: str | None = None
     ) -> tuple[ManagedProcess, str]:
-        """The web server exactly as ``questboard web`` runs it (web.server: gevent, WEB_CONCURRENCY from
+        """The web server exactly as ``questboard web`` runs it (shared.webserver: gevent, WEB_CONCURRENCY from
         ``env`` or one process per core, access log on), serving ``app``; returns (process, base URL) once
         /healthz answers. ``server="gthread"`` (or BENCH_WEB_SERVER=gthread) runs the server shipped before
         issue 19 instead: one gthread process with 100 threads (P9's baseline, P2's "before")."""
         from shared.processes import python_module
-        from web.server import WSGI_APP, gunicorn_args, web_concurrency
+        from shared.webserver import WSGI_APP, gunicorn_args, web_concurrency
 
         port = free_port()
         bind = f"127.0.0.1:{port}"

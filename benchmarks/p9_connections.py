@@ -1,7 +1,7 @@
 # ruff: noqa: E501
 """P9 — held connections: /healthz p95 and live-update p99 while 5,000 idle Socket.IO clients and 500 slow-header connections are held.
 
-Questboard: the web as `questboard web` runs it (web.server: gunicorn gevent, WEB_CONCURRENCY = one process
+Questboard: the web as `questboard web` runs it (shared.webserver: gunicorn gevent, WEB_CONCURRENCY = one process
 per core). Load, from one process (tests.idle_clients, asyncio raw sockets): `--idle` websockets connected
 to /jobs with a valid token and then idle (they answer Engine.IO pings), plus `--slow` HTTP requests whose
 header lines arrive one a second and never end (reopened whenever the server cuts them). Once they are

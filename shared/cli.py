@@ -109,9 +109,9 @@ def users_login_link(email: str) -> None:
 
 
 def web_argv(host: str, port: int) -> list[str]:
-    """The command `questboard web` runs: WEB_CONCURRENCY evented gunicorn processes (web.server)."""
+    """The command `questboard web` runs: WEB_CONCURRENCY evented gunicorn processes (shared.webserver)."""
     from shared.processes import python_module
-    from web.server import gunicorn_args, web_concurrency
+    from shared.webserver import gunicorn_args, web_concurrency
 
     try:
         workers = web_concurrency()

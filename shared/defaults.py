@@ -19,7 +19,7 @@ LIVE_RECHECK_INTERVAL_S = 3.0
 # this long after it opened is closed by the server: anonymous sockets cost nothing, and cannot pile up.
 LIVE_AUTH_TIMEOUT_S = 5.0
 
-# The web server (web.server): gunicorn's gevent worker, WEB_CONCURRENCY processes (default: one per
+# The web server (shared.webserver): gunicorn's gevent worker, WEB_CONCURRENCY processes (default: one per
 # core), each holding up to WEB_WORKER_CONNECTIONS open connections. A client that has not sent a whole
 # request head (request line and headers) WEB_HEADER_TIMEOUT_S after connecting, or after its previous
 # response on a kept-alive connection, is disconnected. A stopping process gives its open requests

@@ -246,8 +246,8 @@ def wait_worker_ready(process: ManagedProcess, redis_url: str, timeout_s: float 
 def web_process(
     env: dict[str, str], log_dir: Path, port: int | None = None, workers: int = 1
 ) -> tuple[ManagedProcess, str]:
-    """The production web server (web.server: gunicorn, gevent) on a free port: (process, base_url)."""
-    from web.server import gunicorn_args
+    """The production web server (shared.webserver: gunicorn, gevent) on a free port: (process, base_url)."""
+    from shared.webserver import gunicorn_args
 
     port = port or free_port()
     argv = [

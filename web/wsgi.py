@@ -1,4 +1,4 @@
-"""WSGI entry for the web server (``web.server``: gunicorn's gevent worker, which monkey-patches the
+"""WSGI entry for the web server (``shared.webserver``: gunicorn's gevent worker, which monkey-patches the
 process before it imports this module, so psycopg, redis-py and the app's threads are all cooperative)."""
 
 from shared.logging_setup import configure_logging, use_json_for

@@ -1,4 +1,4 @@
-"""The web holds connections and scales out (issue 19), against the shipped server (web.server).
+"""The web holds connections and scales out (issue 19), against the shipped server (shared.webserver).
 
 Anyone can open websockets that never authenticate, or send request headers a byte at a time: with the
 old server (one process, 100 threads) ~100 of them stalled /healthz for everyone. Here hundreds are held

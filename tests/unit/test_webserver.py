@@ -1,4 +1,4 @@
-"""web.server: how many web processes, and a clear error for a WEB_CONCURRENCY that is not a count."""
+"""shared.webserver: how many web processes, and a clear error for a WEB_CONCURRENCY that is not a count."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from web.server import web_concurrency
+from shared.webserver import web_concurrency
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 
