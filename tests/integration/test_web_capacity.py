@@ -10,9 +10,11 @@ sessions through the database, without sticky sessions.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -210,3 +212,35 @@ def test_web_concurrency_processes_share_one_port_for_websocket_clients(env, tmp
         for listener in listeners:
             listener.close()
         proc.stop(timeout_s=10)
+
+
+def test_a_submit_waiting_for_the_sqlite_write_gate_does_not_hold_up_its_process(live_server, alice, db_url):
+    """Another process holds the host's SQLite write gate (shared.db): the submit waits, /healthz does not."""
+    outcome: dict[str, int] = {}
+
+    def submit() -> None:
+        outcome["status"] = requests.post(
+            live_server + "/api/jobs", json={"type": "diagnostics.probe"}, headers=alice.headers, timeout=30
+        ).status_code
+
+    gate = os.open(db_url.removeprefix("sqlite:///") + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=submit)
+        waiting.start()
+        inode = f":{os.fstat(gate).st_ino} "
+        wait_for(
+            lambda: any(
+                "->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines()
+            ),
+            10,
+            what="the submit to wait for the gate",
+        )
+        for _ in range(5):
+            assert _healthz_s(live_server) < HEALTHZ_DEADLINE_S
+        assert waiting.is_alive() and "status" not in outcome
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        waiting.join(30)
+    finally:
+        os.close(gate)
+    assert outcome["status"] == 202
