@@ -59,7 +59,9 @@ class LiveGate:
                 return wait_s
             self._pending.popleft()
             if server.manager.sid_from_eio_sid(eio_sid, self._namespace) is None:
-                logger.info("closing a live connection that did not authenticate", extra={"eio_sid": eio_sid})
+                logger.debug(
+                    "closing a live connection that did not authenticate", extra={"eio_sid": eio_sid}
+                )
                 server.eio.disconnect(eio_sid)  # a no-op for one that is gone already
         return self._timeout_s
 
