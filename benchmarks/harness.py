@@ -322,16 +322,22 @@ class Stack:
         return proc
 
     def web(
-        self, env: dict[str, str], app: str = "web.wsgi:app", threads: int = 100
+        self, env: dict[str, str], app: str = "web.wsgi:app", server: str | None = None
     ) -> tuple[ManagedProcess, str]:
-        """The web server exactly as ``questboard web`` runs it (gunicorn gthread, 1 worker, 100 threads,
-        access log on), serving ``app``; returns (process, base URL) once /healthz answers."""
-        from questboard.cli import web_argv
+        """The web server exactly as ``questboard web`` runs it (shared.webserver: gevent, WEB_CONCURRENCY from
+        ``env`` or one process per core, access log on), serving ``app``; returns (process, base URL) once
+        /healthz answers. ``server="gthread"`` (or BENCH_WEB_SERVER=gthread) runs the server shipped before
+        issue 19 instead: one gthread process with 100 threads (P9's baseline, P2's "before")."""
+        from shared.processes import python_module
+        from shared.webserver import WSGI_APP, gunicorn_args, web_concurrency
 
         port = free_port()
-        argv = web_argv("127.0.0.1", port)
-        argv[argv.index("web.wsgi:app")] = app
-        argv[argv.index("--threads") + 1] = str(threads)
+        bind = f"127.0.0.1:{port}"
+        if (server or os.environ.get("BENCH_WEB_SERVER", "shipped")) == "gthread":
+            argv = python_module("gunicorn", *GTHREAD_ARGS, "--bind", bind, app)
+        else:
+            argv = python_module("gunicorn", *gunicorn_args(bind, web_concurrency(env)))
+            argv[argv.index(WSGI_APP)] = app
         base = f"http://127.0.0.1:{port}"
         proc = self._track(
             ManagedProcess(f"web-{port}", argv, {**env, "QUESTBOARD_BASE_URL": base}, self.logs)
@@ -382,6 +388,22 @@ class Stack:
             print(f"[{self.name}] logs kept in {self.logs}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# The web server before issue 19: one process, 100 threads, Socket.IO in threading mode.
+GTHREAD_ARGS = [
+    "--worker-class",
+    "gthread",
+    "--workers",
+    "1",
+    "--threads",
+    "100",
+    "--graceful-timeout",
+    "10",
+    "--access-logfile",
+    "-",
+    "--no-control-socket",
+]
 
 
 def wait_plain_ready(proc: ManagedProcess, timeout_s: float = 60.0) -> None:

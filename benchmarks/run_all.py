@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "p7": ("benchmarks.p7_submit_to_running", [], ["--runs", "1", "--jobs", "10"], 600),
     "p8": ("benchmarks.p8_browser", [], ["--rows", "50000", "--repeat", "5"], 1800),
     "p10": ("benchmarks.p10_fair_share", [], ["--backlog", "2000", "--window", "3", "--probes", "2"], 900),
+    "p9": ("benchmarks.p9_connections", [], ["--runs", "1", "--idle", "500", "--slow", "50"], 900),
 }
 
 
@@ -245,6 +246,20 @@ def render() -> str:
             _f(s["drain_ratio_on_vs_off"], 2),
             "≥ 0.90",
             s["drain_ratio_on_vs_off"] >= 0.9,
+        )
+    if d := _load("p9_connections"):
+        s, meta["p9"] = d["summary"], d
+        ok = s["questboard_healthz_p95_ms"] <= 50 and (s["questboard_update_p99_ms"] or 1e9) <= 20
+        row(
+            "P9",
+            f"/healthz p95 / live update p99 ms, {s['idle_clients']:,} idle clients + "
+            f"{s['slow_connections']:,} slow-header held",
+            f"{_f(s['questboard_healthz_p95_ms'], 1)} / {_f(s['questboard_update_p99_ms'], 1)}",
+            f"{_f(s['gthread_healthz_p95_ms'], 0)} / {_f(s['gthread_update_p99_ms'], 1)}",
+            "the server before: 1 gthread process, 100 threads",
+            _f(s["questboard_healthz_p95_ms"] / s["gthread_healthz_p95_ms"], 3),
+            "p95 ≤ 50, p99 ≤ 20",
+            ok,
         )
     header = [
         "| | metric | Questboard | baseline | baseline is | ratio | target |",

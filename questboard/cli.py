@@ -109,26 +109,15 @@ def users_login_link(email: str) -> None:
 
 
 def web_argv(host: str, port: int) -> list[str]:
+    """The command `questboard web` runs: WEB_CONCURRENCY evented gunicorn processes (shared.webserver)."""
     from shared.processes import python_module
+    from shared.webserver import gunicorn_args, web_concurrency
 
-    # One process, many threads: Socket.IO (threading mode) needs sticky sessions, which one process has.
-    return python_module(
-        "gunicorn",
-        "--worker-class",
-        "gthread",
-        "--workers",
-        "1",
-        "--threads",
-        "100",
-        "--bind",
-        f"{host}:{port}",
-        "--graceful-timeout",
-        "10",
-        "--access-logfile",
-        "-",
-        "--no-control-socket",
-        "web.wsgi:app",
-    )
+    try:
+        workers = web_concurrency()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return python_module("gunicorn", *gunicorn_args(f"{host}:{port}", workers))
 
 
 def worker_argv(queues: str, concurrency: int, name: str, app: str = CELERY_APP) -> list[str]:

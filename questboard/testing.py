@@ -265,25 +265,18 @@ def wait_worker_ready(process: ManagedProcess, redis_url: str, timeout_s: float 
         client.close()
 
 
-def web_process(env: dict[str, str], log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
-    """The production web server (gunicorn, threaded) on a free port; returns (process, base_url)."""
+def web_process(
+    env: dict[str, str], log_dir: Path, port: int | None = None, workers: int = 1
+) -> tuple[ManagedProcess, str]:
+    """The production web server (shared.webserver: gunicorn, gevent) on a free port: (process, base_url)."""
+    from shared.webserver import gunicorn_args
+
     port = port or free_port()
     argv = [
         sys.executable,
         "-m",
         "gunicorn",
-        "--worker-class",
-        "gthread",
-        "--workers",
-        "1",
-        "--threads",
-        "50",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--graceful-timeout",
-        "2",
-        "--no-control-socket",
-        "web.wsgi:app",
+        *gunicorn_args(f"127.0.0.1:{port}", workers, 2, access_log=False),
     ]
     base_url = f"http://127.0.0.1:{port}"
     env = {**env, "QUESTBOARD_BASE_URL": base_url}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -100,13 +101,11 @@ class _SqliteWriteGate:
         self._fd = -1
 
     def __enter__(self) -> None:
-        import fcntl
-
         self._thread_lock.acquire()
         try:
             if self._fd < 0:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            _flock_exclusive(self._fd)
         except BaseException:
             self._thread_lock.release()
             raise
@@ -118,6 +117,25 @@ class _SqliteWriteGate:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
+
+
+def _flock_exclusive(fd: int) -> None:
+    """``flock(LOCK_EX)``; in an evented (gevent) process a taken lock is waited for on a real thread, so
+    the process's other requests go on meanwhile instead of stopping behind a blocking system call."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        from gevent import get_hub
+
+        get_hub().threadpool.apply(fcntl.flock, (fd, fcntl.LOCK_EX))
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX)
 
 
 _gates: dict[tuple[int, str], AbstractContextManager[None]] = {}

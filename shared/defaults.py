@@ -15,6 +15,18 @@ TOKEN_TOUCH_INTERVAL_S = 60
 # Each web process re-checks the session or token of its open Socket.IO connections this often and
 # disconnects those whose access ended (sign-out elsewhere, `questboard users revoke`, a token revoke).
 LIVE_RECHECK_INTERVAL_S = 3.0
+# An Engine.IO connection (websocket or polling) that has not joined /jobs with a valid session or token
+# this long after it opened is closed by the server: anonymous sockets cost nothing, and cannot pile up.
+LIVE_AUTH_TIMEOUT_S = 5.0
+
+# The web server (shared.webserver): gunicorn's gevent worker, WEB_CONCURRENCY processes (default: one per
+# core), each holding up to WEB_WORKER_CONNECTIONS open connections. A client that has not sent a whole
+# request head (request line and headers) WEB_HEADER_TIMEOUT_S after connecting, or after its previous
+# response on a kept-alive connection, is disconnected. A stopping process gives its open requests
+# WEB_GRACEFUL_TIMEOUT_S to finish.
+WEB_WORKER_CONNECTIONS = 10_000
+WEB_HEADER_TIMEOUT_S = 5
+WEB_GRACEFUL_TIMEOUT_S = 10
 
 # Progress events are kept for this long, then removed by the cleanup.
 EVENT_RETENTION_S = 24 * 60 * 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +33,13 @@ def _message_queue(redis_url: str) -> dict[str, Any]:
 
     manager = sio.RedisManager(redisurl.socketio_url(redis_url), channel="flask-socketio")
     return {"client_manager": manager}
+
+
+def _async_mode() -> str:
+    """gevent in the shipped server (its worker monkey-patched the process before importing the app);
+    threads where nothing is patched (an app built in-process, e.g. by a test)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return "gevent" if monkey is not None and monkey.is_module_patched("socket") else "threading"
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -67,12 +75,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         app,
         # A sentinel:// REDIS_URL: Flask-SocketIO would pick kombu for that scheme, so give it the manager.
         **_message_queue(settings.redis_url),
-        async_mode="threading",
+        async_mode=_async_mode(),
         channel="flask-socketio",
         # Default origin policy: a browser may connect only from the page's own origin.
     )
 
-    from web import api, health, live, live_guard, pages
+    from web import api, health, live, live_gate, live_guard, pages
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
@@ -103,6 +111,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     guard = live_guard.LiveGuard(socketio, "/jobs", ServerSessions(settings.resolved_database_url))
     app.extensions[live_guard.EXTENSION] = guard
     socketio.on_namespace(live.JobsNamespace("/jobs", guard))
+    live_gate.LiveGate(socketio, "/jobs", defaults.LIVE_AUTH_TIMEOUT_S).install()
     api.register_error_handlers(app)
     # Outside the Socket.IO middleware (its polling answers get the headers too), inside ProxyFix.
     app.wsgi_app = SecurityHeaders(app.wsgi_app, settings.base_url)  # type: ignore[method-assign]

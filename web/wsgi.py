@@ -1,4 +1,5 @@
-"""WSGI entry for gunicorn: ``gunicorn -k gthread --threads 100 -w 1 web.wsgi:app``."""
+"""WSGI entry for the web server (``shared.webserver``: gunicorn's gevent worker, which monkey-patches the
+process before it imports this module, so psycopg, redis-py and the app's threads are all cooperative)."""
 
 from shared.logging_setup import configure_logging, use_json_for
 from web import create_app

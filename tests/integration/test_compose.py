@@ -87,3 +87,12 @@ def test_roles_run_the_questboard_commands(services):
     assert [n for n, c in commands.items() if c[:2] == ["questboard", "beat"]] == ["beat"]
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "ops:flower-pw"
     assert services["flower"]["command"][:2] == ["questboard", "flower"]
+
+
+def test_web_scales_its_processes_with_web_concurrency(services):
+    web = services["web"]
+    assert web["environment"]["WEB_CONCURRENCY"] == ""  # unset: shared.webserver runs one process per core
+    assert web["environment"]["REDIS_URL"] == services["worker-default"]["environment"]["REDIS_URL"]
+    assert int(web["ulimits"]["nofile"]) >= 10_000  # every held websocket is a file descriptor
+    four = yaml.safe_load(compose("config", WEB_CONCURRENCY="4", **SECRETS).stdout)["services"]["web"]
+    assert four["environment"]["WEB_CONCURRENCY"] == "4"

@@ -102,7 +102,7 @@
   });
 
   if (typeof io !== "undefined") {
-    var socket = io("/jobs", { transports: ["websocket", "polling"] });
+    var socket = io("/jobs", { transports: ["websocket"] });
     socket.on("connect", function () { socket.emit("watch", { scope: "all" }); setLive(true); });
     socket.on("disconnect", function () { setLive(false); });
     socket.on("job:update", soon);

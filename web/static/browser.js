@@ -14,7 +14,7 @@
     all.addEventListener("change", function () { if (all.checked) { page.checked = true; page.dispatchEvent(new Event("change")); } });
   }
   if (!list || typeof io === "undefined") return;
-  var socket = io("/jobs", { transports: ["websocket", "polling"] });
+  var socket = io("/jobs", { transports: ["websocket"] });
   socket.on("connect", function () { socket.emit("watch", { scope: "all" }); });
   socket.on("job:update", function (job) {
     var row = list.querySelector('li[data-job-id="' + job.id + '"]');

@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var FINISHED = ["succeeded", "failed", "canceled"];
-  var socket = io("/jobs", { transports: ["websocket", "polling"] });
+  var socket = io("/jobs", { transports: ["websocket"] });
 
   function setBadge(el, status) {
     if (!el) return;
