@@ -20,10 +20,14 @@ WSGI_APP = "web.wsgi:app"
 
 
 def web_concurrency(environ: dict[str, str] | None = None) -> int:
-    """Web processes to run: ``WEB_CONCURRENCY`` if set, else one per core."""
+    """Web processes to run: ``WEB_CONCURRENCY`` if set, else one (WEB_PROCESSES_DEFAULT).
+
+    One evented process already holds thousands of connections. More than one needs clients that connect
+    with the websocket transport (or a sticky proxy): a default Socket.IO client starts with long-polling,
+    whose requests must all reach the process that holds its session, so several processes are opt-in."""
     value = (os.environ if environ is None else environ).get("WEB_CONCURRENCY", "").strip()
     if not value:
-        return os.cpu_count() or 1
+        return defaults.WEB_PROCESSES_DEFAULT
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"WEB_CONCURRENCY must be a whole number >= 1, not {value!r}")
     return int(value)

@@ -91,7 +91,7 @@ def test_roles_run_the_questboard_commands(services):
 
 def test_web_scales_its_processes_with_web_concurrency(services):
     web = services["web"]
-    assert web["environment"]["WEB_CONCURRENCY"] == ""  # unset: shared.webserver runs one process per core
+    assert web["environment"]["WEB_CONCURRENCY"] == ""  # unset: shared.webserver runs one process
     assert web["environment"]["REDIS_URL"] == services["worker-default"]["environment"]["REDIS_URL"]
     assert int(web["ulimits"]["nofile"]) >= 10_000  # every held websocket is a file descriptor
     four = yaml.safe_load(compose("config", WEB_CONCURRENCY="4", **SECRETS).stdout)["services"]["web"]

@@ -15,8 +15,8 @@ QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 
 
 def test_web_concurrency_defaults_to_one_process_per_core():
-    assert web_concurrency({}) == os.cpu_count()
-    assert web_concurrency({"WEB_CONCURRENCY": ""}) == os.cpu_count()  # compose passes it empty
+    assert web_concurrency({}) == 1  # one evented process unless WEB_CONCURRENCY says more
+    assert web_concurrency({"WEB_CONCURRENCY": ""}) == 1  # compose passes it empty: one evented process
     assert web_concurrency({"WEB_CONCURRENCY": "3"}) == 3
 
 
