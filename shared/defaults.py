@@ -21,9 +21,10 @@ LIVE_AUTH_TIMEOUT_S = 5.0
 
 # The web server (shared.webserver): gunicorn's gevent worker, WEB_CONCURRENCY processes (default
 # WEB_PROCESSES_DEFAULT: one evented process holds thousands of connections, and any Socket.IO client, a
-# long-polling one included, works with it; more processes need websocket-only clients or a sticky proxy), each holding up to WEB_WORKER_CONNECTIONS open connections. A client that has not sent a whole
-# request head (request line and headers) WEB_HEADER_TIMEOUT_S after connecting, or after its previous
-# response on a kept-alive connection, is disconnected. A stopping process gives its open requests
+# long-polling one included, works with it; more processes need websocket-only clients or a sticky proxy),
+# each holding up to WEB_WORKER_CONNECTIONS open connections. A client that has not sent a whole request
+# head (request line and headers) WEB_HEADER_TIMEOUT_S after connecting, or after its previous response on
+# a kept-alive connection, is disconnected. A stopping process gives its open requests
 # WEB_GRACEFUL_TIMEOUT_S to finish.
 WEB_PROCESSES_DEFAULT = 1
 WEB_WORKER_CONNECTIONS = 10_000
