@@ -107,8 +107,9 @@ class Workflows:
             session.flush()
             self._insert(conn, jobs, steps, now)
             session.commit()
+        created = self.get(user, workflow_id)  # as committed: a fast worker may start a root at once
         self._announce(jobs)
-        return self.get(user, workflow_id)
+        return created
 
     def add_steps(self, job_id: str, steps: Sequence[StepSpec | dict[str, Any]]) -> list[dict[str, Any]]:
         """Steps a running step adds to its own workflow; keys it added before (a retried attempt) are

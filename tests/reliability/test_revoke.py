@@ -101,6 +101,7 @@ def test_revoke_with_terminate_of_a_running_job_cancels_it_and_the_pool_serves_o
     # Never reaches a progress point (no cooperative cancel), and holds a concurrency slot.
     victim = stack.submit("test.exclusive", {"seconds": 60, "key": "r"})
     running = stack.wait_status(victim, "running")
+    wait_for(lambda: victim in stack.started_jobs(), 20, what="the victim's body started")
     assert held_slots(stack, "exclusive:r") == 1
     updates = Updates(stack)
 
