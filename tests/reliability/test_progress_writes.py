@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from shared.models import JobEvent
-from shared.progressbuffer import WRITE_EVERY_S
+from shared.defaults import PROGRESS_WRITE_EVERY_S as WRITE_EVERY_S
 from shared.testing import wait_for
 
 
