@@ -10,24 +10,22 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared import defaults, hooks, submitrules
 from shared.db import get_sessionmaker, write_gate
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
+from shared.jobstate import Machine
+from shared.jobstate import steps as jobstate_steps
 from shared.jobtypes import JobType
 from shared.models import Job, JobEvent, User, new_id, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
-from shared.states import ACTIVE, NOT_STARTED, Status
-from shared.transitions import safe_send, transition
+from shared.states import ACTIVE, FINISHED, Status
 
 log = logging.getLogger("questboard.jobs")
-
-# What a refused 11th job is told to wait before trying again.
-LIMIT_RETRY_AFTER_S = 5
 
 JOBS = Job.__table__
 SUBMIT_GUARD = (
@@ -40,8 +38,6 @@ COUNT_ACTIVE = (
     .select_from(JOBS)
     .where(JOBS.c.user_id == bindparam("b_user"), JOBS.c.status.in_([s.value for s in ACTIVE]))
 )
-INSERT_JOB = insert(JOBS)
-INSERT_EVENT = insert(JobEvent.__table__)
 
 
 def validation_fields(exc: ValidationError, prefix: str = "") -> dict[str, str]:
@@ -93,6 +89,7 @@ class JobService:
         self.registry = registry
         self.publisher = publisher
         self.dispatcher = dispatcher
+        self.machine = Machine(database_url, publisher, dispatcher)
         self.user_job_limit = user_job_limit
         self.user_queued_limit = user_queued_limit
         # SQLite has one write lock per database, and a writer that finds it taken sleeps in SQLite's busy
@@ -221,7 +218,7 @@ class JobService:
                 raise LimitReached(
                     f"You already have {active} active jobs (the limit is {self.user_job_limit}). "
                     "Wait for one to finish or cancel one, then try again.",
-                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                    retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
             waiting = (
                 0 if system else conn.execute(submitrules.COUNT_WAITING, {"b_user": user.id}).scalar_one()
@@ -230,7 +227,7 @@ class JobService:
                 session.rollback()
                 raise LimitReached(
                     submitrules.queued_limit_message(waiting, cost, self.user_queued_limit),
-                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                    retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
             status = Status.SCHEDULED if scheduled else Status.QUEUED
             row = {
@@ -257,17 +254,7 @@ class JobService:
                 "finished_at": None,
                 "updated_at": now,
             }
-            conn.execute(INSERT_JOB, row)
-            conn.execute(
-                INSERT_EVENT,
-                {
-                    "job_id": row["id"],
-                    "status": row["status"],
-                    "progress": 0,
-                    "message": row["message"],
-                    "created_at": now,
-                },
-            )
+            self.machine.submit(conn, row)
             session.commit()
             data = job_to_dict(SimpleNamespace(**row))  # type: ignore[arg-type]
         hooks.run_before_enqueue(data)
@@ -278,7 +265,7 @@ class JobService:
 
     def send(self, job: dict[str, Any]) -> bool:
         """Send the job's message; a broker outage flags it for the maintenance loop (never lost)."""
-        return safe_send(self._sessions, self.dispatcher, job)
+        return self.machine.send(job)
 
     @staticmethod
     def _active_unique(session: Session, user_id: int, job_type: str, unique_key: str) -> Job | None:
@@ -297,38 +284,13 @@ class JobService:
         """Not started: canceled at once. Running: flagged; the worker stops it at its next step."""
         with self._sessions() as session:
             job = self._visible(session, user, job_id)
-            if Status(job.status) in NOT_STARTED:
-                now = utcnow()
-                updated = transition(
-                    session,
-                    job_id,
-                    Status.CANCELED,
-                    sources=NOT_STARTED,
-                    now=now,
-                    finished_at=now,
-                    message=f"Canceled by {user.email}",
-                )
-                if updated is not None:
-                    session.commit()
-                    data = job_to_dict(updated)
-                    self.publisher.job_update(data, updated.user_id)
-                    return data
-                session.rollback()
-                job = self._visible(session, user, job_id)  # it moved on meanwhile: look again
-            if job.status == Status.RUNNING.value:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.status == Status.RUNNING.value)
-                    .values(
-                        cancel_requested=True,
-                        cancel_requested_at=utcnow(),
-                        message="Cancel requested",
-                        updated_at=utcnow(),
-                    )
-                )
-                session.commit()
-                session.refresh(job)
-                data = job_to_dict(job)
-                self.publisher.job_update(data, job.user_id)
-                return data
+        if Status(job.status) in FINISHED:
             raise Conflict(f"The job has already finished ({job.status}).")
+        moved = self.machine.commit(jobstate_steps.stop(job_id, f"Canceled by {user.email}"))[0]
+        if moved is not None:
+            return job_to_dict(moved)
+        with self._sessions() as session:  # it moved on meanwhile (or a cancel was already asked)
+            job = self._visible(session, user, job_id)
+        if job.status == Status.RUNNING.value:
+            return job_to_dict(job)
+        raise Conflict(f"The job has already finished ({job.status}).")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from shared.models import JobEvent
 from shared.defaults import PROGRESS_WRITE_EVERY_S as WRITE_EVERY_S
+from shared.models import JobEvent
 from shared.testing import wait_for
 
 
