@@ -1,0 +1,102 @@
+"""Every move of the table tried from every status, on SQLite and PostgreSQL (``shared.jobstate``).
+
+Each job is set up in a status with every other condition of the move met (its attempt, its worker, due,
+silent for hours, a free slot or a full one), so the status alone decides: a move succeeds exactly
+when the table lists the status among its sources, ends where the table says, and leaves the invariants
+true; a refused move changes nothing. Together the moves reach exactly the table's (from, to) pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from shared.accounts import Accounts
+from shared.dispatch import NoDispatch
+from shared.jobstate import MOVES, TRANSITIONS, Machine, steps
+from shared.jobstate.steps import Step
+from shared.models import utcnow
+from shared.publisher import NullPublisher
+from shared.states import Status
+from tests.unit.jobstate_helpers import add_job, broken_invariants, snapshot
+
+NOW = utcnow()
+SILENT_SINCE = NOW - timedelta(hours=6)
+ERROR = {"type": "Boom", "message": "boom"}
+KEYS: dict[str, str] = {}  # job id -> its concurrency key (of the jobs set up ``keyed``)
+HOLDERS: list[str] = []  # the running jobs that hold the slots of a full key
+
+# move -> (how to make it, extra columns of the job so only its status can stand in the way)
+CASES: dict[str, tuple[Callable[[str], Step], dict[str, Any]]] = {
+    "claim": (lambda j: steps.claim(j, "w2", 202), {}),
+    "block": (lambda j: steps.claim(j, "w2", 202), {"key_full": True}),
+    "defer": (lambda j: steps.defer(j, NOW + timedelta(seconds=5), "Rate-limited"), {}),
+    "wake": (lambda j: steps.wake(KEYS[j]), {"keyed": True}),
+    "release_due": (steps.release_due, {}),
+    "report": (lambda j: steps.report(j, 1, 50, "half"), {}),
+    "request_cancel": (steps.request_cancel, {}),
+    "succeed": (lambda j: steps.succeed(j, 1, {"ok": True}, "Done"), {}),
+    "retry_later": (lambda j: steps.fail_attempt(j, 1, ERROR, "tb", NOW + timedelta(seconds=9)), {}),
+    "fail_attempt": (lambda j: steps.fail_attempt(j, 1, ERROR, "tb", None), {}),
+    "cancel": (lambda j: steps.cancel(j, 1), {}),
+    "requeue": (lambda j: steps.give_back(j, 1, "Requeued: the worker was stopped"), {}),
+    "postpone": (lambda j: steps.give_back(j, 1, "Rate-limited", NOW + timedelta(seconds=5)), {}),
+    "recover": (lambda j: steps.recover(j, "w1", 101, "worker process lost"), {}),
+    "recover_spent": (lambda j: steps.recover(j, "w1", 101, "worker process lost"), {"max_attempts": 1}),
+    "recover_canceled": (lambda j: steps.recover(j, "w1", 101, "lost", revoked=True), {}),
+    "reap_stale": (lambda j: steps.reap_stale(j, SILENT_SINCE, "stuck"), {}),
+    "cancel_waiting": (lambda j: steps.cancel_waiting(j, "Canceled by alice"), {}),
+    "revoke": (lambda j: steps.revoke(j, True, "revoke, terminated"), {}),
+    "retry_dead": (lambda j: steps.retry_dead(j, 3), {}),
+    "discard_dead": (steps.discard_dead, {}),
+}
+
+
+def test_every_move_is_tried_from_every_status(database_url):
+    assert set(CASES) == {name for name, move in MOVES.items() if move.sources}, "a move without a case"
+    user = Accounts(database_url).ensure_user("alice@example.com")
+    machine = Machine(database_url, NullPublisher(), NoDispatch())
+    reached: set[tuple[Status, Status]] = set()
+    for name, (make, setup) in CASES.items():
+        move = MOVES[name]
+        for source in Status:
+            job_id = _job_for(database_url, user.id, source, **setup)
+            before = snapshot(database_url, job_id)
+
+            (row,) = machine.commit(make(job_id), now=NOW)
+
+            after = snapshot(database_url, job_id)
+            where = f"{name} from {source}"
+            if source in move.sources:
+                assert row is not None and row.id == job_id, f"{where}: refused"
+                assert after["status"] == move.ends_in(source), f"{where}: ended {after['status']}"
+                assert after["events"][-1][0] == after["status"], f"{where}: no event"
+                assert len(after["events"]) == len(before["events"]) + 1, f"{where}: not one event"
+                reached.add((source, Status(after["status"])))
+            else:
+                assert row is None, f"{where}: allowed, the table does not list it"
+                assert after == before, f"{where}: refused, yet the job changed"
+            assert broken_invariants(database_url, [job_id, *HOLDERS]) == [], where
+    allowed = {(s, t) for s, targets in TRANSITIONS.items() for t in targets}
+    assert {(s, t) for s, t in reached if s != t} == allowed
+
+
+def _job_for(
+    url: str, user_id: int, status: Status, keyed: bool = False, key_full: bool = False, **values: Any
+) -> str:
+    """A job in ``status``; ``keyed``: of its own key (limit 1, free); ``key_full``: of a key whose every
+    slot another running job holds (a running job under test holds the one after it)."""
+    if keyed:
+        values.update(concurrency_key=f"k-{status}", concurrency_limit=1)
+    if key_full:
+        key = f"full-{status}"
+        running = status == Status.RUNNING
+        values.update(concurrency_key=key, concurrency_limit=2 if running else 1, slot=1 if running else 0)
+        HOLDERS.append(add_job(url, user_id, "running", concurrency_key=key, concurrency_limit=1))
+        if not running:
+            values["slot"] = 0
+    job_id = add_job(url, user_id, status.value, now=NOW, **values)
+    if keyed:
+        KEYS[job_id] = values["concurrency_key"]
+    return job_id
