@@ -18,7 +18,6 @@ from shared.db import get_sessionmaker, write_gate
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from shared.jobstate import Machine
-from shared.jobstate import steps as jobstate_steps
 from shared.jobtypes import JobType
 from shared.models import Job, JobEvent, User, new_id, utcnow
 from shared.publisher import Publisher
@@ -286,7 +285,7 @@ class JobService:
             job = self._visible(session, user, job_id)
         if Status(job.status) in FINISHED:
             raise Conflict(f"The job has already finished ({job.status}).")
-        moved = self.machine.commit(jobstate_steps.stop(job_id, f"Canceled by {user.email}"))[0]
+        moved = self.machine.stop(job_id, f"Canceled by {user.email}")
         if moved is not None:
             return job_to_dict(moved)
         with self._sessions() as session:  # it moved on meanwhile (or a cancel was already asked)

@@ -164,8 +164,9 @@ class Machine:
     def request_cancel(self, job_id: str, message: str = "Cancel requested") -> Row | None:
         return self._one(steps.request_cancel(job_id, message))
 
-    def cancel_waiting(self, job_id: str, message: str) -> Row | None:
-        return self._one(steps.cancel_waiting(job_id, message))
+    def stop(self, job_id: str, canceled: str, requested: str = "Cancel requested") -> Row | None:
+        """Not started: canceled. Running: asked to stop at its next progress point (a user's cancel)."""
+        return self._one(steps.stop(job_id, canceled, requested))
 
     def recover(
         self, job_id: str, worker: str, pid: int | None, reason: str, revoked: bool = False
