@@ -31,6 +31,7 @@ from shared.jobstate.table import MOVES
 from shared.jobstate.tx import Effects, Held, Row, Tx
 from shared.models import utcnow
 from shared.publisher import Publisher
+from shared.serialize import job_to_dict
 from shared.states import Status
 
 log = logging.getLogger("questboard.lifecycle")
@@ -80,7 +81,7 @@ class Machine:
             if batch and user_id != owner:
                 self.publisher.job_updates(batch, owner)  # type: ignore[arg-type]
                 batch = []
-            batch.append(update)
+            batch.append(update if isinstance(update, dict) else job_to_dict(update))
             owner = user_id
         if batch:
             self.publisher.job_updates(batch, owner)  # type: ignore[arg-type]

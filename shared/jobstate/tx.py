@@ -18,7 +18,6 @@ from sqlalchemy import Connection
 from shared import defaults
 from shared.jobstate import statements as st
 from shared.models import Job
-from shared.serialize import job_to_dict
 
 Row = Job  # a plain record with the job's columns as attributes (not bound to any session)
 # A job's progress reports not yet written: (job_events rows, job:update messages), in order.
@@ -38,7 +37,9 @@ def clip(message: str) -> str:
 class Effects:
     """What follows a commit, in order: publish the updates, send the messages, wake the keys."""
 
-    publish: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # (job:update, owner's id)
+    # (a moved row, or a held job:update message; its owner's id): rows are turned into their message
+    # after the commit (the write lock is not held for it)
+    publish: list[tuple[Row | dict[str, Any], int]] = field(default_factory=list)
     send: list[Row] = field(default_factory=list)  # through the outage-safe path
     wake: list[str] = field(default_factory=list)  # concurrency keys a slot of which was freed
 
@@ -82,7 +83,7 @@ class Tx:
         return row
 
     def publish(self, row: Row) -> None:
-        self.effects.publish.append((job_to_dict(row), row.user_id))
+        self.effects.publish.append((row, row.user_id))
 
     def insert_job(self, row: dict[str, Any]) -> None:
         self.conn.execute(st.INSERT_JOB, row)
