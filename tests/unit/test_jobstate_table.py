@@ -100,3 +100,23 @@ def _job_for(
     if keyed:
         KEYS[job_id] = values["concurrency_key"]
     return job_id
+
+
+def test_a_parents_cancel_cancels_its_waiting_children_and_asks_its_running_ones_to_stop(database_url):
+    user = Accounts(database_url).ensure_user("alice@example.com")
+    machine = Machine(database_url, NullPublisher(), NoDispatch())
+    parent = add_job(database_url, user.id, "running")
+    children = {
+        status: add_job(database_url, user.id, status, parent_id=parent)
+        for status in ("queued", "retrying", "running", "succeeded")
+    }
+
+    assert machine.cancel_children(parent, "Import canceled") == 3
+
+    after = {status: snapshot(database_url, job_id) for status, job_id in children.items()}
+    assert after["queued"]["events"][-1] == ("canceled", "Import canceled")
+    assert after["retrying"]["status"] == "canceled"
+    assert after["running"]["events"][-1] == ("running", "Cancel requested")
+    assert after["succeeded"]["events"] == [("succeeded", "succeeded")]
+    assert snapshot(database_url, parent)["status"] == "running"
+    assert broken_invariants(database_url) == []
