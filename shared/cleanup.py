@@ -1,6 +1,8 @@
 """What the recurring cleanups delete. Each function commits in batches and returns a count.
 
-(Ending stuck and never-started jobs is a move of the state machine: ``Machine.reap_stale``.)
+Jobs and their events are the state machine's: ending stuck and never-started ones is
+``Machine.reap_stale``, deleting old events and finished jobs ``Machine.purge_events`` and
+``Machine.delete_finished``.
 
 The job bodies in ``workers/jobs/cleanup_*.py`` call these with the session and clock they are given,
 so they can be checked against a real database without a worker.
@@ -17,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from shared import defaults
 from shared.exports import exports_dir
-from shared.models import Job, JobEvent, MagicLink, UserSession, WebhookDelivery
-from shared.states import FINISHED
+from shared.jobstate import Machine
+from shared.models import Job, MagicLink, UserSession, WebhookDelivery
 
 
 def _delete_in_batches(session: Session, model: Any, *conditions: Any) -> int:
@@ -48,22 +50,16 @@ def purge_sessions(session: Session, now: datetime) -> int:
     return _delete_in_batches(session, UserSession, dead)
 
 
-def purge_events(session: Session, now: datetime, max_age_s: float) -> int:
-    """Delete progress events older than ``max_age_s``."""
-    return _delete_in_batches(session, JobEvent, JobEvent.created_at < now - timedelta(seconds=max_age_s))
-
-
 def apply_retention(
-    session: Session, now: datetime, retention_days: int, instance_dir: Path
+    session: Session, jobs: Machine, now: datetime, retention_days: int, instance_dir: Path
 ) -> dict[str, int]:
     """Delete finished jobs (with their events and attempts), webhook deliveries and export files older
     than ``retention_days``."""
     cutoff = now - timedelta(days=retention_days)
-    finished = [s.value for s in FINISHED]
-    jobs = _delete_in_batches(session, Job, Job.status.in_(finished), Job.finished_at < cutoff)
+    deleted = jobs.delete_finished(cutoff)
     deliveries = _delete_in_batches(session, WebhookDelivery, WebhookDelivery.received_at < cutoff)
     files = remove_expired_exports(session, instance_dir, cutoff.timestamp(), now.timestamp())
-    return {"jobs": jobs, "webhook_deliveries": deliveries, "export_files": files}
+    return {"jobs": deleted, "webhook_deliveries": deliveries, "export_files": files}
 
 
 def remove_expired_exports(session: Session, instance_dir: Path, cutoff_ts: float, now_ts: float) -> int:

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from shared import defaults
@@ -32,7 +32,7 @@ from shared.jobstate.tx import Effects, Held, Row, Tx
 from shared.models import utcnow
 from shared.publisher import Publisher
 from shared.serialize import job_to_dict
-from shared.states import Status
+from shared.states import FINISHED, Status
 
 log = logging.getLogger("questboard.lifecycle")
 CREATED = {m.target.value for m in MOVES.values() if not m.sources and m.target is not None}
@@ -253,6 +253,25 @@ class Machine:
         )
         todo = [steps.stop(i, message) for i in children]
         return sum(row is not None for row in self.commit(*todo)) if todo else 0
+
+    # ----- history: deleted in batches, one commit each ------------------------------------------
+
+    def purge_events(self, before: datetime) -> int:
+        """Delete job events older than ``before``; how many."""
+        return self._delete_in_batches(st.EVENTS, st.EVENTS.c.created_at < before)
+
+    def delete_finished(self, before: datetime) -> int:
+        """Delete jobs that finished before ``before`` (their events and attempts go with them)."""
+        finished = [s.value for s in FINISHED]
+        return self._delete_in_batches(JOBS, JOBS.c.status.in_(finished), JOBS.c.finished_at < before)
+
+    def _delete_in_batches(self, table: Any, *conditions: Any) -> int:
+        total = 0
+        while ids := self._ids(select(table.c.id).where(*conditions).limit(defaults.CLEANUP_BATCH_ROWS)):
+            with write_gate(self._url), self._engine.begin() as conn:
+                conn.execute(delete(table).where(table.c.id.in_(ids), *conditions))
+            total += len(ids)
+        return total
 
     def should_stop(self, job_id: str) -> bool:
         """Whether a running job's body should stop: a cancel was asked, or it is not running any more.

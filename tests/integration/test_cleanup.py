@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shared import defaults
-from shared.cleanup import apply_retention, purge_events, purge_magic_links, purge_sessions
+from shared.cleanup import apply_retention, purge_magic_links, purge_sessions
 from shared.db import get_sessionmaker
 from shared.dispatch import NoDispatch
 from shared.jobstate import Machine
@@ -51,7 +51,7 @@ def test_magic_links_and_events(settings, alice):
         db.commit()
         assert purge_magic_links(db, now) == 1
         assert db.scalars(select(MagicLink.token_hash)).all() == ["new"]
-        assert purge_events(db, now, 24 * 3600) == 1
+        assert machine_of(settings, []).purge_events(now - timedelta(hours=24)) == 1
         assert db.scalars(select(JobEvent.status)).all() == ["succeeded"]
 
 
@@ -93,7 +93,7 @@ def test_stale_running_jobs_fail_and_jobs_that_never_started_are_canceled(settin
         db.add(JobSlot(key="k", slot=0, job_id=stuck))
         db.commit()
 
-        counts = reaper(settings, published).reap_stale(now, 6 * 3600, 30)
+        counts = machine_of(settings, published).reap_stale(now, 6 * 3600, 30)
         db.expire_all()
         assert counts == {"failed": 1, "canceled": 2}
         status = dict(db.execute(select(Job.id, Job.status)).all())
@@ -123,7 +123,7 @@ class Recorder:
         self.into.extend(jobs)
 
 
-def reaper(settings, published: list[dict]) -> Machine:
+def machine_of(settings, published: list[dict]) -> Machine:
     return Machine(settings.resolved_database_url, Recorder(published), NoDispatch())
 
 
@@ -135,7 +135,7 @@ def test_the_reaper_closes_the_attempt_of_the_job_it_fails(settings, alice):
         db.add(JobAttempt(job_id=stuck, number=1, worker="w1", started_at=now - timedelta(hours=8)))
         db.commit()
 
-        assert reaper(settings, []).reap_stale(now, 6 * 3600, 30) == {"failed": 1, "canceled": 0}
+        assert machine_of(settings, []).reap_stale(now, 6 * 3600, 30) == {"failed": 1, "canceled": 0}
         attempt = db.scalars(select(JobAttempt).where(JobAttempt.job_id == stuck)).one()
         assert attempt.finished_at is not None
         assert (attempt.outcome, attempt.error_type) == ("failed", "StaleJob")
@@ -163,7 +163,7 @@ def test_retention_deletes_old_finished_jobs_with_their_files(settings, alice):
 
         os.utime(exports / "orphan.csv", (stale_orphan, stale_orphan))
 
-        counts = apply_retention(db, now, 30, settings.instance_dir)
+        counts = apply_retention(db, machine_of(settings, []), now, 30, settings.instance_dir)
         assert counts == {"jobs": 1, "webhook_deliveries": 1, "export_files": 2}
         assert set(db.scalars(select(Job.id))) == {kept, active}
         assert db.scalar(select(func.count()).select_from(JobEvent)) == 0  # went with their job
