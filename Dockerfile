@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md celeryconfig.py ./
+COPY questboard ./questboard
 COPY shared ./shared
 COPY web ./web
 COPY workers ./workers

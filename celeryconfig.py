@@ -72,31 +72,33 @@ broker_transport_options = {
 # Recurring tasks. Beat runs them through `questboard beat` (RedBeat: the schedule and a leader lock live in
 # Redis, so a second beat only stands by). Each entry sends `questboard.recurring` with a job type, which
 # submits a job of that type owned by the system user: every run is a row in the job list.
-# Times are UTC (Celery's default timezone).
+# Times are UTC (Celery's default timezone). ``catch_up`` (workers.catchup) says what happens to runs missed
+# while beat was down: "once" (one run at start-up, however many were missed) or "skip" (none; the next run
+# is at the next regular time). Cleanups catch up once: what they remove only grows while they wait.
 beat_schedule = {
     "cleanup-magic-links": {
         "task": "questboard.recurring",
         "schedule": crontab(minute=5),  # hourly
         "args": ["cleanup.magic_links"],
-        "options": {"queue": "high"},
+        "options": {"queue": "high", "catch_up": "once"},
     },
     "cleanup-events": {
         "task": "questboard.recurring",
         "schedule": crontab(minute=15, hour=3),  # daily
         "args": ["cleanup.events"],
-        "options": {"queue": "high"},
+        "options": {"queue": "high", "catch_up": "once"},
     },
     "cleanup-stale-jobs": {
         "task": "questboard.recurring",
         "schedule": timedelta(minutes=10),
         "args": ["cleanup.stale_jobs"],
-        "options": {"queue": "high"},
+        "options": {"queue": "high", "catch_up": "once"},
     },
     "cleanup-retention": {
         "task": "questboard.recurring",
         "schedule": crontab(minute=30, hour=3),  # daily
         "args": ["cleanup.retention"],
-        "options": {"queue": "high"},
+        "options": {"queue": "high", "catch_up": "once"},
     },
 }
 

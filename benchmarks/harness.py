@@ -1,7 +1,7 @@
 # ruff: noqa: E501
 """What every benchmark shares: private services, worker and web processes, pre-filling, timing, results.
 
-Every process a benchmark starts is a ``shared.testing.ManagedProcess`` in its own process group and is
+Every process a benchmark starts is a ``questboard.testing.ManagedProcess`` in its own process group and is
 stopped by that group's id (SIGTERM to the leader, SIGKILL to the group after a timeout) when the
 benchmark ends, fails, times out (``deadline_s``) or is interrupted. Nothing is ever signalled by name.
 """
@@ -32,8 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from shared.cli import worker_argv  # noqa: E402
-from shared.testing import (  # noqa: E402
+from questboard.cli import worker_argv  # noqa: E402
+from questboard.testing import (  # noqa: E402
     ManagedProcess,
     RedisServer,
     free_port,
@@ -326,7 +326,7 @@ class Stack:
     ) -> tuple[ManagedProcess, str]:
         """The web server exactly as ``questboard web`` runs it (gunicorn gthread, 1 worker, 100 threads,
         access log on), serving ``app``; returns (process, base URL) once /healthz answers."""
-        from shared.cli import web_argv
+        from questboard.cli import web_argv
 
         port = free_port()
         argv = web_argv("127.0.0.1", port)
@@ -418,6 +418,18 @@ def make_users(db_url: str, count: int, prefix: str = "bench") -> list[tuple[int
         user = accounts.ensure_user(f"{prefix}{i}@example.com")
         made.append((user.id, accounts.issue_api_token(user)))
     return made
+
+
+def questboard_jobs(redis_url: str, database_url: str) -> Any:
+    """Questboard's job service from the composition root, without the per-user limits (one user submits
+    every job of a benchmark)."""
+    from questboard.app import build
+    from shared.settings import Settings
+
+    settings = Settings(
+        redis_url=redis_url, database_url=database_url, user_job_limit=10**9, user_queued_limit=10**9
+    )
+    return build(settings, celery=questboard_celery(redis_url)).jobs
 
 
 def questboard_celery(redis_url: str) -> Any:

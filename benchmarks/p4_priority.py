@@ -46,10 +46,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def body(stack: h.Stack) -> dict[str, Any]:
         from shared.accounts import Accounts
         from shared.db import get_sessionmaker
-        from shared.jobs import JobService
-        from shared.publisher import SocketIOPublisher
-        from workers.dispatch import CeleryDispatcher
-        from workers.jobs import REGISTRY
 
         redis_srv = stack.start_redis()
         client = redis_srv.client()
@@ -60,14 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env = stack.env(redis_srv.url, db_url)
         stack.questboard_worker(env, "critical,high", 2, name="critical-high")
         stack.questboard_worker(env, "default,low", 2, name="default-low")
-        jobs = JobService(
-            db_url,
-            REGISTRY,
-            SocketIOPublisher(redis_srv.url),
-            CeleryDispatcher(h.questboard_celery(redis_srv.url)),
-            user_job_limit=10**9,
-            user_queued_limit=10**9,
-        )
+        jobs = h.questboard_jobs(redis_srv.url, db_url)
         sessions = get_sessionmaker(db_url)
         plain_url = redis_srv.url.rsplit("/", 1)[0] + "/2"
         plain_client = h.redis.Redis.from_url(plain_url)

@@ -81,10 +81,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def body(stack: h.Stack) -> dict[str, Any]:
         from shared.accounts import Accounts
         from shared.db import get_sessionmaker
-        from shared.jobs import JobService
-        from shared.publisher import SocketIOPublisher
-        from workers.dispatch import CeleryDispatcher
-        from workers.jobs import REGISTRY
 
         redis_srv = stack.start_redis()
         h.set_broker_epoch(redis_srv.url)
@@ -92,14 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         [(uid, _token)] = h.make_users(db_url, 1)
         user = Accounts(db_url).get_user(uid)
         env = stack.env(redis_srv.url, db_url)
-        jobs = JobService(
-            db_url,
-            REGISTRY,
-            SocketIOPublisher(redis_srv.url),
-            CeleryDispatcher(h.questboard_celery(redis_srv.url)),
-            user_job_limit=10**9,
-            user_queued_limit=10**9,
-        )
+        jobs = h.questboard_jobs(redis_srv.url, db_url)
         sessions = get_sessionmaker(db_url)
 
         # Plain Celery: every trial at once, each on its own queue with its own 2 workers, on Redis db 3.

@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks import harness as h
 
-TYPES = ["character.generate", "report.export", "diagnostics.probe", "batch.import", "mail.deliver"]
+TYPES = ["character.generate", "report.export", "diagnostics.probe", "batch.summary", "mail.deliver"]
 QUEUES = ["critical", "high", "default", "low"]
 STATUSES = [
     ("succeeded", 70),
@@ -93,7 +93,7 @@ def filters(now_iso: str, day_ago: str, week_ago: str, six_days_ago: str) -> dic
         "status=queued,scheduled": {"status": "queued,scheduled"},
         "status=running": {"status": "running"},
         "type=report.export": {"type": "report.export"},
-        "type=two types": {"type": "report.export,batch.import"},
+        "type=two types": {"type": "report.export,batch.summary"},
         "queue=low": {"queue": "low"},
         "user=one owner": {"user": "bench7@example.com"},
         "since=1 day": {"since": day_ago},

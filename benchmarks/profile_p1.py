@@ -97,7 +97,7 @@ class PySpy:
         self.proc: Any = None
 
     def start(self, worker: Any) -> None:
-        from shared.testing import ManagedProcess
+        from questboard.testing import ManagedProcess
 
         exe = str(Path(sys.executable).parent / "py-spy")
         argv = [

@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "p6": ("benchmarks.p6_scale", [], ["--runs", "1", "--big", "20000"], 900),
     "p7": ("benchmarks.p7_submit_to_running", [], ["--runs", "1", "--jobs", "10"], 600),
     "p8": ("benchmarks.p8_browser", [], ["--rows", "50000", "--repeat", "5"], 1800),
+    "p10": ("benchmarks.p10_fair_share", [], ["--backlog", "2000", "--window", "3", "--probes", "2"], 900),
 }
 
 
@@ -222,6 +223,28 @@ def render() -> str:
             _f(s["ratio_p50"], 2),
             "p50 ≤ 10 ms",
             s["questboard_p50_ms"] <= 10,
+        )
+    if d := _load("p10_fair_share"):
+        s, meta["p10"] = d["summary"], d
+        row(
+            "P10",
+            f"one user's job start delay behind another's {s['backlog']:,}-job backlog, p50 ms",
+            _f(s["on_delay_p50_ms"], 0),
+            _f(s["off_delay_ms"], 0),
+            "same, fair share off (QUESTBOARD_FAIR_SHARE=0: FIFO)",
+            _f(s["delay_ratio_on_vs_off"], 3),
+            "≤ 1500 ms",
+            s["on_delay_p50_ms"] <= 1500,
+        )
+        row(
+            "P10",
+            "single-user drain, jobs/s (worker CPU ms per job)",
+            f"{_f(s['on_drain_jobs_per_s'], 0)} ({_f(s['on_worker_cpu_ms_per_job'], 2)})",
+            f"{_f(s['off_drain_jobs_per_s'], 0)} ({_f(s['off_worker_cpu_ms_per_job'], 2)})",
+            "same, fair share off",
+            _f(s["drain_ratio_on_vs_off"], 2),
+            "≥ 0.90",
+            s["drain_ratio_on_vs_off"] >= 0.9,
         )
     header = [
         "| | metric | Questboard | baseline | baseline is | ratio | target |",

@@ -30,9 +30,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.accounts import Accounts
-from shared.db import get_engine, upgrade
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     RedisServer,
     http_ok,
@@ -42,6 +40,8 @@ from shared.testing import (
     web_process,
     worker_process,
 )
+from shared.accounts import Accounts
+from shared.db import get_engine, upgrade
 from tests.faults.jobtypes import LEDGER_DDL
 from tests.faults.proxy import LinkProxy
 

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from shared import defaults, redisurl
+from shared import defaults, fairshare, redisurl
 from shared.db import get_sessionmaker
 from shared.deadletters import DeadLetters
 from shared.errors import InvalidRequest, NotFound
@@ -200,10 +200,11 @@ class Operations:
         """``[{"name", "depth", "latency_seconds", "paused", "workers"}]`` for every queue."""
         live = list(self.live_workers() if workers is None else workers)
         depths = self.queue_depths()
+        held = fairshare.held_counts(self._sessions)  # fair share: held jobs wait too (not in Redis yet)
         return [
             {
                 **queue,
-                "depth": depths.get(queue["name"], 0),
+                "depth": depths.get(queue["name"], 0) + held.get(queue["name"], 0),
                 "workers": [w.name for w in live if queue["name"] in w.configured_queues],
             }
             for queue in self.queues_from_database()

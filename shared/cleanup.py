@@ -18,9 +18,9 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from shared import defaults
-from shared.exports import exports_dir
 from shared.jobstate import Machine
 from shared.models import Job, MagicLink, UserSession, WebhookDelivery
+from shared.settings import exports_dir
 
 
 def _delete_in_batches(session: Session, model: Any, *conditions: Any) -> int:

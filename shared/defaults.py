@@ -71,7 +71,7 @@ WORKER_KEY_PREFIX = "questboard:worker:"
 WORKER_LAST_SEEN_KEY = "questboard:worker-last-seen"  # unix seconds of the newest heartbeat
 SOCKETIO_CHANNEL = "flask-socketio"
 
-# `questboard up` supervises its roles (shared.supervisor): a role that exits is started again after a
+# `questboard up` supervises its roles (questboard.supervisor): a role that exits is started again after a
 # backoff that doubles from INITIAL to MAX and falls back to INITIAL once the role has run RESET_AFTER; a
 # role that exits GIVE_UP_EXITS times within GIVE_UP_WINDOW is given up on (the others keep running).
 SUPERVISOR_BACKOFF_INITIAL_S = 0.5
@@ -109,7 +109,7 @@ HSTS_MAX_AGE_S = 365 * 24 * 60 * 60
 OFFLINE_PACE_MS = 300
 
 # Isolation and limits (docs/operations.md, "Isolation and limits").
-# Jobs a user may have waiting (scheduled, queued, blocked, retrying), batch-import children included.
+# Jobs a user may have waiting (scheduled, queued, blocked, retrying), batch-import rows included.
 USER_QUEUED_LIMIT = 1000
 # delay_seconds and run_at reach at most this far ahead (seconds).
 MAX_SCHEDULE_AHEAD_S = 366 * 24 * 3600
@@ -160,3 +160,37 @@ CLEANUP_BATCH_ROWS = 500
 ORPHAN_EXPORT_FILE_GRACE_S = 3600
 # What a refused 11th job is told to wait before trying again (seconds).
 LIMIT_RETRY_AFTER_S = 5
+
+# Workflows (shared.workflows): at most this many steps in one workflow (a batch import of 500 rows needs
+# 501), and how often every worker's maintenance loop settles workflows whose after-commit hook was lost.
+WORKFLOW_MAX_STEPS = 1000
+WORKFLOW_SWEEP_INTERVAL_S = 2.0
+# How many running workflows one sweep looks at (successive sweeps walk on through the rest).
+WORKFLOW_SWEEP_BATCH = 500
+# A batch import runs its rows in this many chains (each row after the one this many rows before it):
+# at most this many of its rows count against the owner's active-job limit at once.
+IMPORT_PARALLEL_ROWS = 3
+# Debounce (shared.debounce): debounce_seconds of a submit, and the longest debounce_key (characters).
+DEBOUNCE_MIN_S = 1
+DEBOUNCE_MAX_S = 24 * 60 * 60
+DEBOUNCE_KEY_MAX_CHARS = 200
+
+# Fair share within a queue (shared.fairshare; QUESTBOARD_FAIR_SHARE=0 turns it off). A queue has at most
+# its in-flight bound of jobs sent to the broker and not started; the others wait in the database and are
+# sent in turns. The bound is QUESTBOARD_FAIR_SHARE_IN_FLIGHT when set, else FAIR_SHARE_PER_PROCESS jobs per
+# job of the queue running now (under a backlog, one per busy pool process: the bound grows with the pools),
+# and never below FAIR_SHARE_MIN_IN_FLIGHT jobs (above USER_JOB_LIMIT: a person within the limit is not held
+# for fair share while the queue has no other backlog).
+FAIR_SHARE_PER_PROCESS = 2
+FAIR_SHARE_MIN_IN_FLIGHT = 12
+# Held jobs are sent in batches of at least half the bound (fewer statements per job).
+FAIR_SHARE_REFILL_DIVISOR = 2
+# A process whose refill found nothing held in a queue skips the check at that queue's starts for this
+# long (seconds): the per-start read costs nothing while nobody waits.
+FAIR_SHARE_QUIET_S = 0.25
+# "Recent starts" are those of the last FAIR_SHARE_WINDOW_S seconds, counted up to FAIR_SHARE_RECENT_CAP
+# per user (users past the cap take turns by how many jobs they already have sent).
+FAIR_SHARE_WINDOW_S = 60.0
+FAIR_SHARE_RECENT_CAP = 50
+# At most this many waiting users are weighed per refill (the lowest user ids past it wait a refill).
+FAIR_SHARE_MAX_USERS = 200

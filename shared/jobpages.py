@@ -1,5 +1,5 @@
-"""What the pages read (no Flask): a job's detail, a user's list with follow-ups under their parent, and a
-user's characters. Owners see their own jobs; admins and viewers every job."""
+"""What the pages read (no Flask): a job's detail and a user's list with follow-ups under their parent.
+Owners see their own jobs; admins and viewers every job."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from shared.jobs import encode_cursor, newest_first
 from shared.models import Character, Job, JobAttempt, JobEvent, User
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import Status
+from shared.waiting import waiting_reason
 
 CHILDREN_SHOWN = 200
 
@@ -37,7 +38,8 @@ class JobPages:
         self._sessions = get_sessionmaker(database_url)
 
     def detail(self, user: User, job_id: str) -> dict[str, Any]:
-        """The job, its owner, attempts, events, parent, children and (fan-outs) the characters made."""
+        """The job, why it waits, its owner, attempts, events, parent, children and (fan-outs) the characters
+        made."""
         with self._sessions() as session:
             job = session.get(Job, job_id)
             if job is None or not may_see(user, job):
@@ -63,6 +65,7 @@ class JobPages:
             )
             return {
                 "job": job_to_dict(job),
+                "waiting": waiting_reason(session, job),
                 "owner": owner.email if owner else "",
                 "attempts": [attempt_to_public(a) for a in attempts],
                 "events": [event_to_dict(e) for e in events],
@@ -111,16 +114,6 @@ class JobPages:
                 select(Job.type).where(Job.user_id == user.id, Job.parent_id.is_(None)).distinct()
             )
             return sorted(rows)
-
-    def characters(self, user: User) -> list[dict[str, Any]]:
-        """The user's characters, newest first."""
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(Character)
-                .where(Character.user_id == user.id)
-                .order_by(Character.created_at.desc(), Character.id)
-            )
-            return [character_to_dict(c) for c in rows]
 
 
 STATUS_VALUES = [s.value for s in Status]

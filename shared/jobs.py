@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import defaults, hooks, submitrules
+from shared import defaults, fairshare, hooks, submitrules
 from shared.db import get_sessionmaker, write_gate
+from shared.debounce import debounce_for, push_back
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
 from shared.jobstate import Machine
@@ -23,10 +24,12 @@ from shared.models import Job, JobEvent, User, new_id, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
 from shared.states import ACTIVE, FINISHED, Status
+from shared.waiting import waiting_reason
 
 log = logging.getLogger("questboard.jobs")
 
 JOBS = Job.__table__
+STEP_WAITING = and_(JOBS.c.status == Status.BLOCKED.value, JOBS.c.workflow_id.is_not(None))
 SUBMIT_GUARD = (
     update(User.__table__)
     .where(User.__table__.c.id == bindparam("b_user"))
@@ -36,6 +39,7 @@ COUNT_ACTIVE = (
     select(func.count())
     .select_from(JOBS)
     .where(JOBS.c.user_id == bindparam("b_user"), JOBS.c.status.in_([s.value for s in ACTIVE]))
+    .where(~STEP_WAITING)  # workflow steps waiting on others do not count (contract §8)
 )
 
 
@@ -88,7 +92,7 @@ class JobService:
         self.registry = registry
         self.publisher = publisher
         self.dispatcher = dispatcher
-        self.machine = Machine(database_url, publisher, dispatcher)
+        self.machine = Machine(database_url, publisher, dispatcher, gate=fairshare.send)
         self.user_job_limit = user_job_limit
         self.user_queued_limit = user_queued_limit
         # SQLite has one write lock per database, and a writer that finds it taken sleeps in SQLite's busy
@@ -105,8 +109,10 @@ class JobService:
         return job
 
     def get(self, user: User, job_id: str) -> dict[str, Any]:
+        """One job, with why it waits (``shared.waiting``; lists leave that out: it costs queries)."""
         with self._sessions() as session:
-            return job_to_dict(self._visible(session, user, job_id))
+            job = self._visible(session, user, job_id)
+            return {**job_to_dict(job), "waiting_reason": waiting_reason(session, job)}
 
     def owner_of(self, user: User, job_id: str) -> int:
         """The owner's id of a job ``user`` may see (raises NotFound otherwise)."""
@@ -152,6 +158,7 @@ class JobService:
                 select(func.count())
                 .select_from(Job)
                 .where(Job.user_id == user_id, Job.status.in_([s.value for s in ACTIVE]))
+                .where(~STEP_WAITING)
             )
             or 0
         )
@@ -168,6 +175,8 @@ class JobService:
         delay_seconds: float | None = None,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
+        debounce_key: str | None = None,
+        debounce_seconds: float | None = None,
         parent_id: str | None = None,
         system: bool = False,
     ) -> tuple[dict[str, Any], bool]:
@@ -176,6 +185,7 @@ class JobService:
         Children of a fan-out (``parent_id``) do not count against the user's active-job limit, but do
         count against the cap on waiting jobs. ``system=True`` is the system's own path (it may submit
         internal types and use any queue); requests of people never set it (``shared.submitrules``).
+        ``debounce_key`` + ``debounce_seconds``: see ``shared.debounce`` (a repeat returns (job, False)).
         """
         spec = submitrules.job_type_for(self.registry, job_type, user, system)
         try:
@@ -187,7 +197,8 @@ class JobService:
         concurrency_key = spec.concurrency.key(model, user.id) if spec.concurrency else None
         queue = submitrules.queue_for(spec, queue, user, system)
         now = utcnow()
-        due = submitrules.due_time(now, delay_seconds, run_at)
+        debounce = debounce_for(spec, debounce_key, debounce_seconds, delay_seconds, run_at)
+        due = debounce.due(now) if debounce else submitrules.due_time(now, delay_seconds, run_at)
         scheduled = due is not None and due > now
         cost = submitrules.waiting_cost(spec, model)
 
@@ -205,6 +216,15 @@ class JobService:
                 if existing is not None:
                     session.rollback()
                     return job_to_dict(existing), False
+            if debounce is not None:  # a repeat within the window moves the scheduled job (shared.debounce)
+                moved = push_back(
+                    self.machine, conn, user.id, spec.name, debounce, clean, concurrency_key, now
+                )
+                if moved is not None:
+                    session.commit()
+                    data = job_to_dict(moved)
+                    self.publisher.job_update(data, user.id)
+                    return data, False
             if unique_key is not None:
                 # Unique per owner: another user's job never blocks (or reveals) this one.
                 existing = self._active_unique(session, user.id, spec.name, unique_key)
@@ -243,6 +263,7 @@ class JobService:
                 "result": None,
                 "error": None,
                 "idempotency_key": idempotency_key,
+                "debounce_key": debounce.key if debounce else None,
                 "unique_key": unique_key,
                 "concurrency_key": concurrency_key,
                 "concurrency_limit": spec.concurrency.limit if spec.concurrency else None,
@@ -263,8 +284,9 @@ class JobService:
         return data, True
 
     def send(self, job: dict[str, Any]) -> bool:
-        """Send the job's message; a broker outage flags it for the maintenance loop (never lost)."""
-        return self.machine.send(job)
+        """Send the job's message (or hold it for its owner's fair-share turn: the machine's gate); a broker
+        outage flags it for the maintenance loop (never lost)."""
+        return self.machine.enqueue(job)
 
     @staticmethod
     def _active_unique(session: Session, user_id: int, job_type: str, unique_key: str) -> Job | None:

@@ -37,6 +37,9 @@ class JobContext(Protocol):
     def session(self) -> Any:
         """A context manager giving a SQLAlchemy session that commits on success."""
 
+    def add_steps(self, steps: list[Any]) -> list[dict[str, Any]]:
+        """Add steps to this job's workflow (``shared.workflows``); the workflow waits for them too."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

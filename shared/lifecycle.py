@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared import fairshare
 from shared.dispatch import Dispatcher
 from shared.jobstate import Machine, Row, steps
 from shared.jobstate.steps import Step
@@ -32,7 +33,7 @@ class Lifecycle:
     """The moves a worker (its pool processes and its maintenance loop) makes."""
 
     def __init__(self, database_url: str, publisher: Publisher, dispatcher: Dispatcher) -> None:
-        self.machine = Machine(database_url, publisher, dispatcher)
+        self.machine = Machine(database_url, publisher, dispatcher, gate=fairshare.send)
         self.publisher = publisher
         self.dispatcher = dispatcher
         self._attempts: dict[str, int] = {}  # job id -> the attempt this process claimed (fencing)
@@ -46,7 +47,7 @@ class Lifecycle:
         self.recover = self.machine.recover
         self.revoke = self.machine.revoke
         self.defer = self.machine.defer
-        self.send = self.machine.send
+        self.send = self.machine.enqueue  # fair share: the gate (shared.fairshare)
         self.wake = self.machine.wake
         self.wake_all = self.machine.wake_all
         self.release_due = self.machine.release_due
@@ -58,6 +59,10 @@ class Lifecycle:
         if attempt is None:  # not claimed by this process: no attempt of ours to write for
             return None
         return self.machine.report(job_id, attempt, percent, message, now, (before, ()))
+
+    def refill(self, queue: str) -> int:
+        """Fair share: send the queue's next held jobs, in turns (after a start; shared.fairshare)."""
+        return fairshare.refill(self.machine, queue)
 
     def is_queued(self, job_id: str) -> bool:
         return self.machine.status_of(job_id) == Status.QUEUED.value

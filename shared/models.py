@@ -18,6 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -127,6 +128,8 @@ class Job(Base):
     result: Mapped[Any | None] = mapped_column(JSON, default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Submitted with debounce_seconds: a repeat while the job is scheduled moves it (shared.debounce).
+    debounce_key: Mapped[str | None] = mapped_column(String(200), default=None)
     # Declared by the job type: one active job per (type, unique_key).
     unique_key: Mapped[str | None] = mapped_column(String(200), default=None)
     # Declared by the job type: at most concurrency_limit jobs with this key run at once.
@@ -138,17 +141,57 @@ class Job(Base):
     worker_pid: Mapped[int | None] = mapped_column(Integer, default=None)
     # Set when sending to the broker failed; the maintenance loop sends it again.
     needs_dispatch: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # Fair share (shared.fairshare): a queued job waiting in the database for its owner's turn, not yet
+    # sent to the broker. The user sees it ``queued`` like any other.
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A failed job an operator discarded: out of the dead-letter set, kept for history.
     discarded_at: Mapped[datetime | None] = mapped_column(default=None)
     # A child job of a fan-out (batch import): children do not count against the user's limit.
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), default=None, index=True
     )
+    # A step of a workflow (shared.workflows); its key, dependencies and failure rule: WorkflowStep.
+    workflow_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Workflow(Base):
+    """Jobs of one user run in dependency order (contract §8); its status follows its steps."""
+
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running, succeeded, failed, canceled
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkflowStep(Base):
+    """One job of a workflow: its key, the keys it runs after and what a failed dependency does to it."""
+
+    __tablename__ = "workflow_steps"
+    __table_args__ = (UniqueConstraint("workflow_id", "key", name="uq_workflow_steps_workflow_key"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    after: Mapped[list[str]] = mapped_column(JSON, default=list)
+    on_failure: Mapped[str] = mapped_column(String(20), default="cancel_dependents")
+    # Set once its dependencies settled it (queued, or canceled by a failed one): until then the job is
+    # ``blocked`` and its type's concurrency key is held here, so no slot wake-up can start it early.
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    held_concurrency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The step whose ``ctx.add_steps`` added this one (None: submitted with the workflow).
+    added_by: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class JobSlot(Base):
@@ -285,6 +328,18 @@ class CharacterSearch(Base):
     indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# Debounce (shared.debounce): at most one scheduled job per owner, type and debounce key, even when two
+# processes submit at once.
+Index(
+    "uq_jobs_debounce_scheduled",
+    Job.user_id,
+    Job.type,
+    Job.debounce_key,
+    unique=True,
+    sqlite_where=text("status = 'scheduled' AND debounce_key IS NOT NULL"),
+    postgresql_where=text("status = 'scheduled' AND debounce_key IS NOT NULL"),
+)
+
 # Operations (console charts, metrics): finished jobs and runs are read by the time they finished.
 Index("ix_jobs_finished_at", Job.finished_at)
 Index("ix_job_attempts_finished_at", JobAttempt.finished_at)
@@ -319,3 +374,8 @@ Index("ix_jobs_created_id", Job.created_at, Job.id)
 Index("ix_jobs_status_created", Job.status, Job.created_at)
 Index("ix_jobs_type_created", Job.type, Job.created_at)
 Index("ix_jobs_queue_created", Job.queue, Job.created_at)
+
+# Fair share (shared.fairshare): the queue's sent-but-not-started jobs, its waiting users and each user's
+# oldest held job are all walks of the first index; each user's recent starts in a queue, of the second.
+Index("ix_jobs_fair_turns", Job.queue, Job.status, Job.held, Job.user_id, Job.created_at)
+Index("ix_jobs_queue_user_started", Job.queue, Job.user_id, Job.started_at)

@@ -1,6 +1,6 @@
 """Helpers for the processes ``questboard up`` runs: the private Redis, Python module command lines.
 
-Starting, restarting and stopping them is shared.supervisor's job.
+Starting, restarting and stopping them is questboard.supervisor's job.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "parent_id": getattr(job, "parent_id", None),
+        "workflow_id": getattr(job, "workflow_id", None),
+        "debounce_key": getattr(job, "debounce_key", None),
     }
 
 

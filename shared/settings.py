@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         le=60_000,
         validation_alias=AliasChoices("QUESTBOARD_OFFLINE_PACE_MS", "offline_pace_ms"),
     )
+    # Fair share within a queue (shared.fairshare): users take turns; 0/false sends every job at once (FIFO).
+    fair_share: bool = Field(True, validation_alias=AliasChoices("QUESTBOARD_FAIR_SHARE", "fair_share"))
+    # Jobs per queue sent to the broker and not yet started (0: 2 per running job, at least the minimum).
+    fair_share_in_flight: int = Field(
+        0, ge=0, validation_alias=AliasChoices("QUESTBOARD_FAIR_SHARE_IN_FLIGHT", "fair_share_in_flight")
+    )
     mail_from: str = Field(
         "Questboard <no-reply@questboard.local>",
         validation_alias=AliasChoices("QUESTBOARD_MAIL_FROM", "mail_from"),
@@ -169,6 +175,17 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
         return path.read_text().strip()
+
+
+def exports_dir(instance_dir: Path) -> Path:
+    """Where export files are written under the instance folder (the retention cleanup empties it)."""
+    return instance_dir / "exports"
+
+
+def usable_basic_auth(auth: str | None) -> bool:
+    """``user:password[,user:password…]``, every part given: Flower takes ``admin:`` as "no password"."""
+    entries = [entry.partition(":") for entry in (auth or "").split(",")]
+    return all(user.strip() and password for user, _, password in entries)
 
 
 @lru_cache(maxsize=1)

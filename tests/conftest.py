@@ -10,10 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.accounts import Accounts
-from shared.db import upgrade
-from shared.settings import Settings
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     RedisServer,
     http_ok,
@@ -23,6 +20,9 @@ from shared.testing import (
     web_process,
     worker_process,
 )
+from shared.accounts import Accounts
+from shared.db import upgrade
+from shared.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("QUESTBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -10,12 +10,12 @@ from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from questboard import app as composition
 from shared import dbdeadline, defaults, redisurl
 from shared.db import get_engine
 from shared.sessions import ServerSessions
 from shared.settings import Settings, get_settings
 from web.edge import BoundedJSONProvider, EdgeRequest, SecurityHeaders
-from web.services import Services
 
 socketio = SocketIO()
 csrf = CSRFProtect()
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.request_class = EdgeRequest
     app.json = BoundedJSONProvider(app)  # every request.get_json: depth and number limits before parsing
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["questboard"] = Services.build(settings)
+    app.extensions["questboard"] = composition.build(settings)
     if not settings.resolved_database_url.startswith("sqlite"):
         # A request's statement never waits on a dead link for longer than this (shared.dbdeadline).
         dbdeadline.install(get_engine(settings.resolved_database_url), defaults.DB_WEB_STATEMENT_DEADLINE_S)
@@ -85,19 +85,21 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(metrics.bp)
     csrf.exempt(metrics.bp)
     app.register_blueprint(console.bp)
-    from web import exports, imports, mail, search, webhooks
-    from workers import job_logging  # noqa: F401  (logs every job submitted from here)
+    from web import mail
 
-    for blueprint in (exports.bp, imports.bp, search.bp, webhooks.bp):
-        app.register_blueprint(blueprint)
     mail.init_app(app)
-    csrf.exempt(webhooks.bp)  # signed by the sender (HMAC); no session, nothing to forge
-    csrf.exempt(imports.api_import)  # bearer token only
+    for install in composition.web_applications():  # the application's endpoints (the flagship's)
+        install(app)
     from web import job_browser, job_pages
 
     app.register_blueprint(job_browser.bp)
     app.register_blueprint(job_pages.bp)
     csrf.exempt(job_browser.bp)  # bearer tokens only, like the admin API
+    from web import workflows
+
+    app.register_blueprint(workflows.bp)
+    for view in (workflows.create_workflow, workflows.cancel_workflow):
+        csrf.exempt(view)  # bearer tokens only, like the API
     guard = live_guard.LiveGuard(socketio, "/jobs", ServerSessions(settings.resolved_database_url))
     app.extensions[live_guard.EXTENSION] = guard
     socketio.on_namespace(live.JobsNamespace("/jobs", guard))

@@ -49,6 +49,18 @@ class SubmitJob(BaseModel):
     delay_seconds: float | None = Field(None, ge=0, le=defaults.MAX_SCHEDULE_AHEAD_S)
     run_at: datetime | None = Field(None, description="Without a zone: UTC. At most 366 days ahead.")
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    debounce_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=defaults.DEBOUNCE_KEY_MAX_CHARS,
+        description="With debounce_seconds: a repeat while the job is scheduled moves it (200 with it).",
+    )
+    debounce_seconds: float | None = Field(
+        None,
+        ge=defaults.DEBOUNCE_MIN_S,
+        le=defaults.DEBOUNCE_MAX_S,
+        description="The job runs this long after the last submit with its debounce_key.",
+    )
 
     @field_validator("run_at")
     @classmethod
@@ -107,6 +119,8 @@ def submit_job() -> Any:
         delay_seconds=req.delay_seconds,
         run_at=req.run_at,
         idempotency_key=req.idempotency_key,
+        debounce_key=req.debounce_key,
+        debounce_seconds=req.debounce_seconds,
     )
     return jsonify(job), 202 if created else 200
 

@@ -1,4 +1,4 @@
-"""Pages over jobs (contract §6): the job detail's actions, the user's characters, and the operators'
+"""Pages over jobs (contract §6): the job detail's actions and the operators'
 browser at /admin/jobs with bulk actions confirmed on a page that states the count (no script needed).
 """
 
@@ -93,12 +93,6 @@ def job_rerun(job_id: str) -> Any:
         flash(exc.message, "error")
         return redirect(url_for("pages.job_page", job_id=job_id))
     return redirect(url_for("pages.job_page", job_id=new["id"]))
-
-
-@bp.get("/characters")
-@login_required
-def characters() -> Any:
-    return render_template("characters.html", characters=job_pages().characters(g.user))
 
 
 def _filter_args(source: Any) -> dict[str, str]:

@@ -132,7 +132,9 @@ class QuestboardCollector:
     ) -> Iterator[Metric]:
         families = {
             "depth": GaugeMetricFamily(
-                "questboard_queue_depth", "Messages waiting in the queue's broker lists.", labels=["queue"]
+                "questboard_queue_depth",
+                "Messages waiting in the queue's broker lists, plus jobs held for their fair-share turn.",
+                labels=["queue"],
             ),
             "latency_seconds": GaugeMetricFamily(
                 "questboard_queue_latency_seconds",

@@ -139,7 +139,10 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
                 "Submit a job",
                 {
                     "202": _json(ref("Job"), "Accepted: the new job"),
-                    "200": _json(ref("Job"), "The job already holding this idempotency (or unique) key"),
+                    "200": _json(
+                        ref("Job"),
+                        "The job holding this idempotency (or unique) key, or the debounced job it moved",
+                    ),
                 },
                 (400, 401, 403, 422, 429, 503),
                 body=_json_body(_submit_schema(registry)),
@@ -175,8 +178,8 @@ def _jobs_paths(registry: Mapping[str, JobType]) -> dict[str, Any]:
         },
         "/api/imports": {
             "post": _op(
-                "Import characters from a CSV (the body, or a form's `file`): one batch.import job",
-                {"202": _json(ref("Job"), "The batch.import job")},
+                "Import characters from a CSV (the body, or a form's `file`): a workflow of one step per row",
+                {"202": _json(ref("Workflow"), "The import's workflow (its last step mails a summary)")},
                 (401, 422, 429),
                 body=CSV_BODY,
             )
@@ -365,6 +368,8 @@ def _public_paths() -> dict[str, Any]:
 
 def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
     """The whole description; the job-type enum comes from ``registry``."""
+    from web.openapi_workflows import workflow_paths  # built on the helpers above
+
     public = _public_paths()
     public["/webhooks/{source}"]["post"]["responses"]["400"]["description"] = WEBHOOK_400
     return {
@@ -380,5 +385,11 @@ def build_spec(registry: Mapping[str, JobType]) -> dict[str, Any]:
             "schemas": COMPONENTS,
         },
         "security": [{"bearer": []}],
-        "paths": {**public, **_jobs_paths(registry), **_admin_paths(), **_browser_paths()},
+        "paths": {
+            **public,
+            **_jobs_paths(registry),
+            **workflow_paths(),
+            **_admin_paths(),
+            **_browser_paths(),
+        },
     }

@@ -8,14 +8,16 @@ cannot drift from the code; the response models describe what ``shared.serialize
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from shared import waiting
 from shared.jobbrowser import BulkRequest, JobQuery
 from shared.jobtypes import QUEUES
 from shared.states import Status
+from shared.workflows.plan import WorkflowSpec
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -23,6 +25,14 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 class JobError(BaseModel):
     type: str
     message: str
+
+
+class WaitingReason(BaseModel):
+    """Why a job that is not running waits (``shared.waiting`` lists the codes)."""
+
+    code: str = Field(json_schema_extra={"enum": list(waiting.CODES)})
+    message: str
+    until: datetime | None = Field(description="When the wait ends, if known.")
 
 
 class Job(BaseModel):
@@ -46,6 +56,11 @@ class Job(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     parent_id: str | None = Field(description="The job that created this one, or null.")
+    workflow_id: str | None = Field(description="The workflow this job is a step of, or null.")
+    debounce_key: str | None = Field(None, description="The debounce_key it was submitted with, or null.")
+    waiting_reason: WaitingReason | None = Field(
+        None, description="GET /api/jobs/<id> only: why it waits, null when running or finished."
+    )
 
 
 class AdminJob(Job):
@@ -77,8 +92,29 @@ class JobAttempt(BaseModel):
     error: AttemptError | None
 
 
-RESPONSE_MODELS: tuple[type[BaseModel], ...] = (Job, AdminJobList, JobAttempt)
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (BulkRequest,)
+class WorkflowStep(BaseModel):
+    """One step of a workflow: its job and the keys it runs after."""
+
+    key: str
+    job_id: str
+    type: str
+    status: Status
+    after: list[str]
+
+
+class Workflow(BaseModel):
+    """The workflow object (contract §8)."""
+
+    id: str
+    name: str | None
+    status: Literal["running", "succeeded", "failed", "canceled"]
+    created_at: datetime
+    finished_at: datetime | None
+    steps: list[WorkflowStep]
+
+
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (Job, AdminJobList, JobAttempt, Workflow)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (BulkRequest, WorkflowSpec)
 
 
 def components() -> dict[str, Any]:

@@ -6,17 +6,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from sqlalchemy import select
 
-from shared.characters import ordered_abilities
-from shared.db import get_sessionmaker
-from shared.errors import LimitReached, NotFound, ServiceError
-from shared.models import Character
+from shared.errors import NotFound, ServiceError
 from web.auth import log_in, log_out, login_required, user_from_session
 from web.mail import request_login_mail
 from web.ratelimit import client_ip, login_limits, too_many_attempts
 from web.services import services
-from workers.jobs.character_generate import ALIGNMENTS, CLASSES, RACES
 
 bp = Blueprint("pages", __name__)
 
@@ -105,51 +100,6 @@ def index() -> Any:
     )
 
 
-@bp.get("/characters/new")
-@login_required
-def character_new() -> Any:
-    return render_template(
-        "character_new.html", races=RACES, classes=CLASSES, alignments=ALIGNMENTS, form={}, errors={}
-    )
-
-
-@bp.post("/characters/new")
-@login_required
-def character_create() -> Any:
-    form = request.form.to_dict()
-    params: dict[str, Any] = {
-        "name": form.get("name", ""),
-        "race": form.get("race", ""),
-        "char_class": form.get("char_class", ""),
-        "level": form.get("level", ""),
-    }
-    if form.get("alignment"):
-        params["alignment"] = form["alignment"]
-    try:
-        job, _ = services().jobs.submit(g.user, "character.generate", params)
-    except LimitReached as exc:
-        return _form_error(form, {}, exc.message, 429)
-    except ServiceError as exc:
-        fields = {k.removeprefix("params."): v for k, v in (exc.fields or {}).items()}
-        return _form_error(form, fields, "Please fix the highlighted fields.", 422)
-    return redirect(url_for("pages.job_page", job_id=job["id"]))
-
-
-def _form_error(form: dict[str, Any], errors: dict[str, str], message: str, status: int) -> Any:
-    return (
-        render_template(
-            "character_new.html",
-            races=RACES,
-            classes=CLASSES,
-            alignments=ALIGNMENTS,
-            form=form,
-            errors=errors,
-            form_error=message,
-        ),
-        status,
-    )
-
-
 @bp.get("/jobs/<job_id>")
 @login_required
 def job_page(job_id: str) -> Any:
@@ -172,15 +122,3 @@ def job_cancel(job_id: str) -> Any:
         if request.form.get("next")
         else url_for("pages.job_page", job_id=job_id)
     )
-
-
-@bp.get("/characters/<character_id>")
-@login_required
-def character_page(character_id: str) -> Any:
-    with get_sessionmaker(services().settings.resolved_database_url)() as db:
-        character = db.scalars(select(Character).where(Character.id == character_id)).first()
-        if character is None or (character.user_id != g.user.id and not g.user.is_admin):
-            abort(404)
-        db.expunge(character)
-    abilities = ordered_abilities(character.abilities)  # STR, DEX, CON, INT, WIS, CHA
-    return render_template("character.html", character=character, abilities=abilities)

@@ -28,7 +28,7 @@ def main() -> None:
     """Run ``celery flower``; refuses to start unless FLOWER_BASIC_AUTH (read by Flower) is usable."""
     from celery.__main__ import main as celery_main
 
-    from shared.cli import usable_basic_auth
+    from shared.settings import usable_basic_auth
 
     if not usable_basic_auth(os.environ.get("FLOWER_BASIC_AUTH")):
         sys.exit("FLOWER_BASIC_AUTH=user:password must be in the environment: Flower never runs open.")

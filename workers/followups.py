@@ -1,57 +1,39 @@
 """Submitting jobs from inside a job body: follow-ups (children of the running job) and system jobs.
 
-The chain of a character is ``character.generate`` → ``content.index`` → ``mail.deliver`` ("your
-character is ready"): the generate body submits the other two when the character is saved. Follow-ups
-are children of the job that made them (``parent_id``), so they do not count against the owner's
-active-job limit, and a retried parent finds them by their idempotency keys instead of adding more.
+Follow-ups are children of the job that made them (``parent_id``), so they do not count against the
+owner's active-job limit, and a retried parent finds them by their idempotency keys instead of adding
+more. ``notify_owner`` mails the owner through the outbox and a ``mail.deliver`` child (the flagship's
+character chain, ``character.generate`` → ``content.index`` → ``mail.deliver``, is built from these).
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from sqlalchemy import select
 
-from shared.accounts import Accounts
+from questboard import app as composition
 from shared.jobs import JobService
 from shared.jobtypes import JobContext
 from shared.mail import queue_mail
 from shared.models import Job, User
-from shared.publisher import SocketIOPublisher
-from shared.settings import get_settings
 from shared.system import SystemJobs
 
-INDEX_JOB = "content.index"
 MAIL_JOB = "mail.deliver"
 
 
-@cache
 def job_service() -> JobService:
-    """This process's job service (built lazily, after the pool forks)."""
-    from workers.celery_app import celery_app
-    from workers.dispatch import CeleryDispatcher
-    from workers.jobs import REGISTRY
-
-    settings = get_settings()
-    return JobService(
-        settings.resolved_database_url,
-        REGISTRY,
-        SocketIOPublisher(settings.redis_url),
-        CeleryDispatcher(celery_app),
-        user_job_limit=settings.user_job_limit,
-        user_queued_limit=settings.user_queued_limit,
-    )
+    """This process's job service, from the composition root (built on first use, after the pool forks)."""
+    return composition.current().jobs
 
 
-@cache
 def system_jobs() -> SystemJobs:
-    jobs = job_service()
-    return SystemJobs(get_settings().resolved_database_url, jobs.registry, jobs.publisher, jobs.dispatcher)
+    """This process's submitter of system-owned jobs."""
+    return composition.current().system
 
 
 def owner(ctx: JobContext) -> User:
-    user = Accounts(get_settings().resolved_database_url).get_user(ctx.user_id)
+    user = composition.current().accounts.get_user(ctx.user_id)
     if user is None:
         raise LookupError(f"the owner (user {ctx.user_id}) of job {ctx.job_id} is gone")
     return user
@@ -97,20 +79,3 @@ def notify_owner(ctx: JobContext, subject: str, body: str, key: str = "notify") 
             return None
         mail_id = queue_mail(session, user.email, subject, body).id
     return submit_child(ctx, MAIL_JOB, {"outbox_id": mail_id}, key, for_system=True)
-
-
-def after_character_saved(ctx: JobContext, character_id: str, name: str) -> None:
-    """The rest of the chain: index the character; tell the owner, unless it is part of a batch import
-    (the import mails one summary instead)."""
-    # Keyed by the character: a retried attempt saves a new one, which needs its own index and mail.
-    submit_child(ctx, INDEX_JOB, {"character_id": character_id}, f"index:{character_id}", for_system=True)
-    with ctx.session() as session:
-        in_batch = session.scalar(select(Job.parent_id).where(Job.id == ctx.job_id)) is not None
-    if not in_batch:
-        url = f"{get_settings().base_url.rstrip('/')}/characters/{character_id}"
-        notify_owner(
-            ctx,
-            f"{name} is ready",
-            f"Hello,\n\nYour character {name} is ready:\n\n{url}\n\nHappy adventuring!\n",
-            key=f"notify:{character_id}",
-        )

@@ -2,8 +2,9 @@
 
 Each pass: heartbeat; release due scheduled/retrying jobs; resend jobs whose dispatch failed; re-send every
 queued job when Redis lost its data; recover jobs of dead pool processes and dead workers; stop jobs whose
-cancel did not end them cooperatively; wake blocked jobs; follow queue pauses. Every worker runs it; each
-step is a conditional UPDATE, so two workers doing the same pass cannot both win a job.
+cancel did not end them cooperatively; wake blocked jobs; send held jobs in turns (fair share); follow
+queue pauses. Every worker runs it; each step is a conditional UPDATE, so two workers doing the same pass
+cannot both win a job.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from celery.signals import (
 )
 from sqlalchemy import or_, select
 
-from shared import defaults, redisurl
+from shared import defaults, fairshare, redisurl
 from shared.db import forget_engines, get_sessionmaker
 from shared.models import Job, utcnow
 from shared.processes import pid_alive
@@ -35,7 +36,7 @@ from shared.queues import QueueControl
 from shared.rollups import Rollups
 from shared.settings import get_settings
 from shared.states import Status
-from workers import poolwatch, revokes, timeouts
+from workers import poolwatch, revokes, timeouts, workflow_steps
 from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
 from workers.unacked import backlog, restore_unnoted, sweep_lost
 
@@ -92,8 +93,11 @@ class Maintenance:
             ("epoch", 2.0, self.check_broker_epoch),
             ("pending", defaults.MAINTENANCE_INTERVAL_S, self.send_pending),
             ("wake", 2.0, self.lifecycle.wake_all),
+            # Fair share: held jobs of every queue, in turns (covers a refill nobody triggered).
+            ("fair-share", defaults.MAINTENANCE_INTERVAL_S, self.refill_fair_share),
             ("pause", 1.0, self.follow_pauses),
             ("rollups", defaults.ROLLUP_INTERVAL_S, self.rollups.refresh),
+            ("workflows", defaults.WORKFLOW_SWEEP_INTERVAL_S, workflow_steps.sweep),  # never hangs
         ]
         for name, every_s, step in steps:
             if self.due(name, every_s):
@@ -226,7 +230,11 @@ class Maintenance:
         if not self.redis.set(BROKER_EPOCH_KEY, f"{uuid.uuid4().hex}:{time.time()}", nx=True):
             return
         with self.sessions() as session:
-            jobs = list(session.scalars(select(Job).where(Job.status == Status.QUEUED.value)))
+            jobs = list(
+                session.scalars(  # held jobs (fair share) never had a message: they wait for their turn
+                    select(Job).where(Job.status == Status.QUEUED.value, Job.held.is_(False))
+                )
+            )
         for job in jobs:
             self.lifecycle.send(job)
         if jobs:
@@ -248,6 +256,9 @@ class Maintenance:
         for job in jobs:
             if self.lifecycle.send(job):  # cleared only once it is on the broker
                 self.lifecycle.machine.set_unsent(job.id, False)
+
+    def refill_fair_share(self) -> None:
+        fairshare.refill_all(self.sessions, self.lifecycle.dispatcher)
 
     def follow_pauses(self) -> None:
         paused = self.queue_control.paused()
@@ -296,10 +307,10 @@ def _remember_reserved(request: Any = None, **_: Any) -> None:
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
-    from workers.runtime import lifecycle
+    from questboard import app as composition
 
     forget_engines()
-    lifecycle.cache_clear()  # a pool process re-forked from the main process builds its own
+    composition.current.cache_clear()  # a pool process re-forked from the main process builds its own
 
 
 @worker_ready.connect

@@ -20,6 +20,7 @@ from redbeat.schedulers import get_redis
 from shared.errors import NotFound
 from shared.rolestate import record_beat_lock
 from shared.serialize import iso
+from workers.catchup import catch_up_of, check_catch_up, send_options, skip_missed
 
 
 def describe_schedule(value: Any) -> str:
@@ -94,8 +95,12 @@ class RecurringTasks:
         # Its last_run_at is "now", as beat will store it: the next run is one period from now.
         return RedBeatSchedulerEntry(name=name, app=self.app, **definition)
 
+    def stored(self) -> list[RedBeatSchedulerEntry]:
+        """The entries beat has stored in Redis."""
+        return [entry for entry, stored in self._entries().values() if stored]
+
     def list(self) -> list[dict[str, Any]]:
-        """``[{"name", "schedule", "last_run_at", "next_run_at", "paused", "task", "args"}]`` by name."""
+        """``[{"name", "schedule", "last_run_at", "next_run_at", "paused", "catch_up", "task", "args"}]``."""
         return [self._to_dict(entry, stored) for entry, stored in self._entries().values()]
 
     @staticmethod
@@ -107,6 +112,7 @@ class RecurringTasks:
             "last_run_at": iso(entry.last_run_at) if stored else None,
             "next_run_at": iso(due),
             "paused": not entry.enabled,
+            "catch_up": catch_up_of(entry.options),
             "task": entry.task,
             "args": list(entry.args or []),
         }
@@ -127,16 +133,21 @@ class RecurringTasks:
     def run_now(self, name: str) -> str:
         """Send the entry's task at once, as beat would; its schedule is unchanged. Returns the task id."""
         entry = self.get(name)
-        result = self.app.send_task(entry.task, args=entry.args, kwargs=entry.kwargs, **(entry.options or {}))
+        options = send_options(entry.options)
+        result = self.app.send_task(entry.task, args=entry.args, kwargs=entry.kwargs, **options)
         return str(result.id)
 
 
 class PausableRedBeatScheduler(RedBeatScheduler):
-    """RedBeat, except that an entry an operator paused stays paused when beat restarts."""
+    """RedBeat, except that an entry an operator paused stays paused when beat restarts, and that each
+    entry's catch-up policy decides what happens to runs missed while no beat led (``workers.catchup``)."""
+
+    _caught_up = False
 
     def update_from_dict(self, dict_: dict[str, Any]) -> None:
         paused = set()
-        for name in dict_:
+        for name, definition in dict_.items():
+            check_catch_up(name, definition.get("options"))
             try:
                 if not RedBeatSchedulerEntry.from_key(
                     self.Entry.generate_key(self.app, name), self.app
@@ -149,6 +160,20 @@ class PausableRedBeatScheduler(RedBeatScheduler):
             entry = RedBeatSchedulerEntry.from_key(self.Entry.generate_key(self.app, name), self.app)
             entry.enabled = False
             entry.save()
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """The first tick runs once this beat leads (beat_init took the lock): skip what ``skip`` entries
+        missed before anything is sent."""
+        if not self._caught_up:
+            self._caught_up = True
+            skip_missed(RecurringTasks(self.app).stored())
+        return float(super().tick(*args, **kwargs))
+
+    def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        """Send as RedBeat does, without the catch-up policy among the task's options."""
+        entry = self.reserve(entry) if advance else entry
+        entry.options = send_options(entry.options)
+        return super().apply_async(entry, producer, advance=False, **kwargs)
 
 
 @beat_init.connect

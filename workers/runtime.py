@@ -11,23 +11,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from questboard import app as composition
 from shared import hooks, ratelimits
 from shared.db import session_scope
 from shared.errors import JobCanceled, PermanentError, Postponed, TimeLimitExceeded
 from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
-from shared.publisher import SocketIOPublisher
 from shared.settings import Settings, get_settings
-from workers.celery_app import celery_app
-from workers.dispatch import CeleryDispatcher
 from workers.outcomes import SKIPPED, Outcome
 
 log = logging.getLogger("questboard.worker")
@@ -48,15 +45,9 @@ def _rate_allows(spec: JobType, job_id: str) -> bool:
     return False
 
 
-@cache
 def lifecycle() -> Lifecycle:
-    """This process's lifecycle (built lazily, so after the pool forks)."""
-    settings = get_settings()
-    return Lifecycle(
-        settings.resolved_database_url,
-        SocketIOPublisher(settings.redis_url),
-        CeleryDispatcher(celery_app),
-    )
+    """This process's lifecycle, from the composition root (built on first use, after the pool forks)."""
+    return composition.current().lifecycle
 
 
 class RunContext:
@@ -75,6 +66,12 @@ class RunContext:
         if lifecycle().progress(self.job_id, percent, message):
             raise JobCanceled("cancel requested")
 
+    def add_steps(self, steps: list[Any]) -> list[dict[str, Any]]:
+        """Add steps to this job's workflow (docs/writing-jobs.md); ``after`` may name this step."""
+        from workers.workflow_steps import add_steps  # built on the job service: after the fork
+
+        return add_steps(self.job_id, steps)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         with session_scope(self.settings.resolved_database_url) as session:
@@ -92,6 +89,7 @@ def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
     if job is None:
         log.info("job not claimable, skipped", extra={"job_id": job_id, "job_type": spec.name})
         return SKIPPED
+    lc.refill(job.queue)  # fair share: a start made room in the queue's buffer (shared.fairshare)
     attempt = job.attempts
     ctx = RunContext(job.id, job.user_id, attempt, get_settings())
     try:

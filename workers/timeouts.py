@@ -26,9 +26,9 @@ log = logging.getLogger("questboard.maintenance")
 
 def spec_of(job: Job) -> JobType | None:
     """The job's type in this worker's registry (its time limit with QUESTBOARD_TIME_LIMITS applied)."""
-    from workers.jobs import REGISTRY
+    from questboard.app import registry
 
-    return REGISTRY.get(job.type)
+    return registry().get(job.type)
 
 
 def past_limit(job: Job, extra_s: float = 0.0) -> bool:

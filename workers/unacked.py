@@ -125,6 +125,7 @@ def sweep_lost(
                 .where(
                     Job.status == Status.QUEUED.value,
                     Job.needs_dispatch.is_(False),
+                    Job.held.is_(False),  # fair share: a held job has no message yet, it is not lost
                     Job.updated_at <= stale,
                     (Job.scheduled_at.is_(None)) | (Job.scheduled_at <= utcnow()),
                 )

@@ -11,9 +11,9 @@ import requests
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from questboard.testing import wait_for
 from shared.db import get_sessionmaker
 from shared.models import OutboxMail
-from shared.testing import wait_for
 
 pytestmark = pytest.mark.browser
 

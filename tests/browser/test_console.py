@@ -9,8 +9,8 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from questboard.testing import wait_for
 from shared.admin import grant_viewer
-from shared.testing import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,7 @@ import requests
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 from tests.browser.conftest import watch_csp
 
 pytestmark = pytest.mark.browser

@@ -21,8 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from shared.accounts import Accounts
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     questboard_env,
     wait_for,
@@ -30,6 +29,7 @@ from shared.testing import (
     web_process,
     worker_process,
 )
+from shared.accounts import Accounts
 from tests.faults.netns import Network
 from tests.faults.proxy import LinkProxy
 

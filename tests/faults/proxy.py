@@ -7,7 +7,7 @@ import selectors
 import socket
 import threading
 
-from shared.testing import free_port
+from questboard.testing import free_port
 
 
 class LinkProxy:

@@ -15,10 +15,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from shared.accounts import Accounts
-from shared.db import get_engine
-from shared.settings import Settings
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     RedisServer,
     questboard_env,
@@ -26,6 +23,9 @@ from shared.testing import (
     wait_worker_ready,
     worker_process,
 )
+from shared.accounts import Accounts
+from shared.db import get_engine
+from shared.settings import Settings
 from tests.faults.jobtypes import LEDGER_DDL
 
 MODULES = "tests.faults.jobtypes"

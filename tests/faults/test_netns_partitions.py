@@ -13,8 +13,8 @@ import time
 import pytest
 from sqlalchemy import text
 
+from questboard.testing import wait_for
 from shared.db import get_engine
-from shared.testing import wait_for
 from tests.faults.hosts import Hosts
 from tests.faults.jobtypes import LEDGER_DDL
 from tests.faults.netns import netem_unavailable_reason

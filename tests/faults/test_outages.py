@@ -16,9 +16,9 @@ from typing import Any
 
 import redis
 
+from questboard.testing import RedisServer, questboard_env, wait_for, wait_worker_ready, worker_process
 from shared.accounts import Accounts
 from shared.settings import Settings
-from shared.testing import RedisServer, questboard_env, wait_for, wait_worker_ready, worker_process
 from tests.faults.proxy import LinkProxy
 
 ANSWER_BOUND_S = 15.0

@@ -17,10 +17,10 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from questboard.testing import RedisServer, questboard_env, wait_for, wait_worker_ready, worker_process
 from shared.accounts import Accounts
 from shared.db import get_engine
 from shared.settings import Settings
-from shared.testing import RedisServer, questboard_env, wait_for, wait_worker_ready, worker_process
 from tests.faults.conftest import namespaces_reason
 from tests.faults.jobtypes import LEDGER_DDL
 from tests.faults.proxy import LinkProxy

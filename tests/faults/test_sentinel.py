@@ -21,9 +21,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from shared.accounts import Accounts
-from shared.db import get_engine
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     free_port,
     http_ok,
@@ -33,6 +31,8 @@ from shared.testing import (
     web_process,
     worker_process,
 )
+from shared.accounts import Accounts
+from shared.db import get_engine
 from tests.faults.jobtypes import LEDGER_DDL
 
 MODULES = "tests.faults.jobtypes"

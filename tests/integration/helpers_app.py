@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 FINISHED = ("succeeded", "failed", "canceled")
 

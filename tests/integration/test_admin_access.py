@@ -130,8 +130,8 @@ def test_admin_console_actions_need_csrf_and_are_audited(client, accounts, admin
 
 
 def test_console_still_answers_when_redis_is_down(tmp_path, db_url, accounts, admin, failed_job):
+    from questboard.testing import free_port
     from shared.settings import Settings
-    from shared.testing import free_port
     from web import create_app
 
     dead = f"redis://127.0.0.1:{free_port()}/0"

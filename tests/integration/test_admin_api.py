@@ -8,8 +8,8 @@ import pytest
 from celery.schedules import schedule
 from redbeat import RedBeatSchedulerEntry
 
+from questboard.testing import wait_for
 from shared.queues import QueueControl
-from shared.testing import wait_for
 from tests.integration.test_admin_support import PROBE, run_and_fail, submit
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 
 def test_no_or_bad_token_is_401_json(client):

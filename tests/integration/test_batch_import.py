@@ -1,5 +1,5 @@
-"""Batch import: a CSV upload becomes one ``batch.import`` parent and a ``character.generate`` child per
-row; the parent reports finished/total and fans in when the last child ends (real worker, Redis, DB)."""
+"""Batch import: a CSV upload becomes a workflow, one ``character.generate`` step per row and a last
+``batch.summary`` step that counts the rows and mails the owner (real worker, Redis, DB)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import io
 
 from sqlalchemy import select
 
+from questboard.testing import wait_for
+from shared import defaults
 from shared.db import get_sessionmaker
-from shared.models import Character, Job
-from shared.testing import wait_for
-from tests.integration.helpers_app import csrf_token, events, job, log_in, wait_finished
+from shared.flagship.imports import import_workflow
+from shared.models import Character, Job, OutboxMail
+from tests.integration.helpers_app import csrf_token, job, log_in, wait_finished
+from tests.integration.workflows.support import finished_workflow, ran_after
 
 GOOD_CSV = (
     "name,race,class,level,alignment\n"
@@ -30,34 +33,50 @@ def upload(client, data: bytes, name: str = "party.csv"):
     )
 
 
-def test_csv_upload_fans_out_and_fans_in(client, accounts, alice, settings, worker):
+def test_csv_upload_runs_its_rows_then_mails_one_summary(client, accounts, alice, settings, worker):
     log_in(client, accounts, alice)
     resp = upload(client, GOOD_CSV.encode())
-    assert resp.status_code == 302
-    parent_id = resp.headers["Location"].rsplit("/", 1)[-1]
+    assert resp.status_code == 302 and "/workflows/" in resp.headers["Location"]
+    workflow_id = resp.headers["Location"].rsplit("/", 1)[-1]
 
-    done = wait_finished(client, alice, parent_id, timeout_s=60)
-    assert done["type"] == "batch.import" and done["status"] == "succeeded"
-    assert done["result"] == {"total": 3, "succeeded": 3, "failed": 0, "canceled": 0}
-    assert done["message"].startswith("Imported 3 of 3")
-
-    def children_done() -> list[Job] | None:
-        # The summary mail is sent by a child the fan-in submits, so it may still be running.
-        with get_sessionmaker(settings.resolved_database_url)() as db:
-            rows = db.scalars(select(Job).where(Job.parent_id == parent_id)).all()
-        return rows if len(rows) == 4 and all(c.status in ("succeeded", "failed") for c in rows) else None
-
-    children = wait_for(children_done, 30, what="the import's children")
+    done = finished_workflow(client, alice.headers, workflow_id)
+    assert done["status"] == "succeeded" and done["name"] == "Import of party.csv"
+    assert [(s["key"], s["type"]) for s in done["steps"]] == [
+        ("row-1", "character.generate"),
+        ("row-2", "character.generate"),
+        ("row-3", "character.generate"),
+        ("summary", "batch.summary"),
+    ]
+    rows = [job(client, alice, s["job_id"]) for s in done["steps"][:3]]
+    summary = job(client, alice, done["steps"][3]["job_id"])
+    assert {r["queue"] for r in rows} == {"low"} and all(ran_after(summary, r) for r in rows)
+    assert summary["result"] == {"total": 3, "succeeded": 3, "failed": 0, "canceled": 0}
+    assert summary["message"].startswith("Imported 3 of 3")
+    # The summary's mail is the import's only mail (its rows mail nothing), sent by a follow-up.
+    mail = wait_finished(client, alice, _mail_job(settings, summary["id"]), timeout_s=30)
+    assert mail["type"] == "mail.deliver" and mail["status"] == "succeeded"
     with get_sessionmaker(settings.resolved_database_url)() as db:
         names = set(db.scalars(select(Character.name).where(Character.user_id == alice.user.id)))
-    assert sorted(c.type for c in children) == ["character.generate"] * 3 + ["mail.deliver"]
-    assert all(c.status == "succeeded" for c in children) and {c.queue for c in children} == {"low", "high"}
+        subjects = list(db.scalars(select(OutboxMail.subject).where(OutboxMail.to_addr == alice.user.email)))
     assert names == {"Mira Thorn", "Borin Ash", "Pip Quickfoot"}
-    # Progress was the finished share, rising to 100 only at the fan-in.
-    running = [e for e in events(client, alice, parent_id) if e["status"] == "running"]
-    assert [e["progress"] for e in running] == sorted(e["progress"] for e in running)
-    assert running[-1]["progress"] == 100 and all(e["progress"] < 100 for e in running[:-1])
-    assert any(" of 3 characters finished" in e["message"] for e in running)
+    assert subjects == ["Your character import finished"]
+
+
+def _mail_job(settings, summary_id: str) -> str:
+    def found() -> str | None:
+        with get_sessionmaker(settings.resolved_database_url)() as db:
+            return db.scalar(select(Job.id).where(Job.parent_id == summary_id, Job.type == "mail.deliver"))
+
+    return wait_for(found, 30, what="the summary's mail job")
+
+
+def test_rows_run_in_chains_and_go_on_past_a_failed_row():
+    rows = [{"name": f"Hero {n}", "race": "Elf", "char_class": "Bard", "level": 1} for n in range(5)]
+    spec = import_workflow(rows, "five.csv")
+    lanes = defaults.IMPORT_PARALLEL_ROWS
+    assert [s.after for s in spec.steps[:5]] == [[]] * lanes + [[f"row-{i + 1}"] for i in range(5 - lanes)]
+    assert {s.on_failure.value for s in spec.steps[:5]} == {"continue"}
+    assert spec.steps[-1].after == [f"row-{i + 1}" for i in range(5)]
 
 
 def test_bad_rows_are_reported_by_line_and_nothing_starts(client, accounts, alice):
@@ -77,19 +96,16 @@ def test_bad_rows_are_reported_by_line_and_nothing_starts(client, accounts, alic
     assert api.status_code == 422 and set(api.get_json()["error"]["fields"]) == {"line 3", "line 4"}
 
 
-def test_api_import_and_canceling_the_parent_cancels_its_children(client, alice, start_worker):
-    # One process on "low": the parent holds it, so its children stay queued until the cancel.
-    start_worker(queues="low", concurrency=1)
+def test_api_import_and_canceling_it_cancels_every_row_and_the_summary(client, alice):
+    # No worker: nothing has started when the cancel comes, so nothing ever starts.
     resp = client.post(
         "/api/imports", data=GOOD_CSV.encode(), headers={**alice.headers, "Content-Type": "text/csv"}
     )
     assert resp.status_code == 202
-    parent_id = resp.get_json()["id"]
-    wait_for(lambda: job(client, alice, parent_id)["message"].startswith("0 of 3"), 20, what="parent waiting")
-
-    assert client.post(f"/api/jobs/{parent_id}/cancel", headers=alice.headers).status_code == 202
-    done = wait_finished(client, alice, parent_id, timeout_s=5)
-    assert done["status"] == "canceled"
-    children = client.get("/api/jobs?type=character.generate", headers=alice.headers).get_json()["jobs"]
-    assert len(children) == 3 and {c["status"] for c in children} == {"canceled"}
-    assert all(c["started_at"] is None for c in children)
+    created = resp.get_json()
+    assert [s["status"] for s in created["steps"]] == ["queued"] * 3 + ["blocked"]
+    canceled = client.post(f"/api/workflows/{created['id']}/cancel", headers=alice.headers)
+    assert canceled.status_code == 202
+    done = finished_workflow(client, alice.headers, created["id"])
+    assert done["status"] == "canceled" and {s["status"] for s in done["steps"]} == {"canceled"}
+    assert all(job(client, alice, s["job_id"])["started_at"] is None for s in done["steps"])

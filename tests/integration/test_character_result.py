@@ -3,7 +3,7 @@ letter case and stored canonical (contract §3), through the API and a real work
 
 from __future__ import annotations
 
-from shared.characters import ABILITY_ORDER
+from shared.flagship.characters import ABILITY_ORDER
 from tests.integration.helpers_app import submit, wait_finished
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
+from questboard.testing import ManagedProcess, free_port, questboard_env, wait_for
 from shared.accounts import Accounts
-from shared.testing import ManagedProcess, free_port, questboard_env, wait_for
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 
@@ -161,7 +161,7 @@ def test_the_cli_names_its_database_and_says_when_it_is_new(tmp_path, redis_url)
 
 
 def test_up_says_which_redis_it_uses_with_the_password_masked():
-    from shared.cli import _describe_redis
+    from questboard.cli import _describe_redis
 
     shown = _describe_redis("redis://:s3cret@10.0.0.5:6380/2", own=False)
     assert shown == "redis://:***@10.0.0.5:6380/2  (the one at REDIS_URL)"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 

@@ -18,9 +18,9 @@ import redis
 import requests
 from sqlalchemy import select
 
+from questboard.testing import ManagedProcess, free_port, http_ok, wait_for
 from shared.db import get_sessionmaker
 from shared.models import JobAttempt
-from shared.testing import ManagedProcess, free_port, http_ok, wait_for
 from tests.integration.helpers_app import job, submit, wait_finished
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")

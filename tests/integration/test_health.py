@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from questboard.testing import RedisServer, questboard_env, wait_worker_ready, worker_process
 from shared.settings import Settings
-from shared.testing import RedisServer, questboard_env, wait_worker_ready, worker_process
 
 
 def test_healthz_is_ok_without_auth(client):

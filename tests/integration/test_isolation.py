@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from questboard.app import job_types
+from questboard.testing import wait_for, worker_process
 from shared.settings import Settings
-from shared.testing import wait_for, worker_process
 from shared.timelimits import TimeLimitsError
-from workers.jobs import build_registry
 
 INTERNAL = {
     "login.mail",
@@ -26,8 +26,9 @@ INTERNAL = {
     "cleanup.magic_links",
     "cleanup.retention",
     "cleanup.stale_jobs",
+    "batch.summary",
 }
-USER_TYPES = {"character.generate", "diagnostics.probe", "report.export", "batch.import"}
+USER_TYPES = {"character.generate", "diagnostics.probe", "report.export"}
 
 
 def post_job(client, person, body: dict):
@@ -145,7 +146,7 @@ def test_a_malformed_time_limits_setting_is_refused_with_its_name(monkeypatch, v
 
 def test_an_unknown_type_in_time_limits_stops_start_up(env, tmp_path):
     with pytest.raises(TimeLimitsError, match="unknown job types: no.such"):
-        build_registry(None, "no.such:5")
+        job_types(None, "no.such:5")
     bad = {**env, "QUESTBOARD_TIME_LIMITS": "no.such:5"}
     exe = str(Path(sys.executable).parent / "questboard")
     cli = subprocess.run([exe, "jobs", "types"], capture_output=True, text=True, timeout=60, env=bad)

@@ -12,11 +12,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
+from questboard.testing import free_port, wait_for
 from shared.db import get_sessionmaker
 from shared.errors import LimitReached
+from shared.flagship.webhooks import sign
 from shared.models import Job, OutboxMail
-from shared.testing import free_port, wait_for
-from shared.webhooks import sign
 from tests.conftest import Person
 from tests.integration.helpers_app import csrf_token, wait_finished
 
@@ -190,5 +190,6 @@ def test_a_batch_import_that_cannot_fit_under_the_cap_is_refused_up_front(client
 
     fits = client.post("/api/imports", data=csv_of(3), headers={**alice.headers, "Content-Type": "text/csv"})
     assert fits.status_code == 202
-    done = wait_finished(client, alice, fits.get_json()["id"], timeout_s=60)
+    summary = fits.get_json()["steps"][-1]["job_id"]  # the import's last step: its summary
+    done = wait_finished(client, alice, summary, timeout_s=60)
     assert done["status"] == "succeeded" and done["result"]["succeeded"] == 3

@@ -10,13 +10,14 @@ import re
 import pytest
 from sqlalchemy import select
 
+from questboard.testing import wait_for
 from shared.db import get_sessionmaker
 from shared.jobviews import pretty_json
 from shared.models import AuditEntry
-from shared.testing import wait_for
-from tests.integration.helpers_app import csrf_token, log_in, wait_finished
+from tests.integration.helpers_app import csrf_token, log_in
 from tests.integration.test_admin_support import PROBE, Viewer, run_and_fail, submit
 from tests.integration.test_batch_import import GOOD_CSV, upload
+from tests.integration.workflows.support import finished_workflow
 
 
 @pytest.fixture
@@ -81,26 +82,27 @@ def test_run_again_submits_the_same_params(client, accounts, alice, settings):
     assert new["type"] == PROBE and new["params"] == old["params"]
 
 
-def test_import_lists_its_characters_and_the_list_folds_follow_ups(client, accounts, alice, settings, worker):
+def test_an_imports_workflow_page_lists_its_rows_and_the_list_folds_follow_ups(
+    client, accounts, alice, settings, worker
+):
     log_in(client, accounts, alice)
-    parent_id = upload(client, GOOD_CSV.encode()).headers["Location"].rsplit("/", 1)[-1]
-    wait_finished(client, alice, parent_id, timeout_s=60)
+    workflow_id = upload(client, GOOD_CSV.encode()).headers["Location"].rsplit("/", 1)[-1]
+    done = finished_workflow(client, alice.headers, workflow_id)
+    summary = done["steps"][-1]["job_id"]
 
     def mail_done() -> bool:
-        page = _page(client, f"/jobs/{parent_id}")[1]
-        return page.count('class="badge badge-succeeded"') >= 5  # the job, 3 characters and the mail
+        page = _page(client, f"/jobs/{summary}")[1]
+        return page.count('class="badge badge-succeeded"') >= 2  # the summary and its mail
 
-    wait_for(mail_done, 30, what="the import's follow-ups")
-    status, page = _page(client, f"/jobs/{parent_id}")
-    assert status == 200
-    made = page[page.index('data-role="characters"') :]
-    for name in ("Mira Thorn", "Borin Ash", "Pip Quickfoot"):
-        assert name in made
+    wait_for(mail_done, 30, what="the summary's mail")
+    status, page = _page(client, f"/workflows/{workflow_id}")
+    assert status == 200 and "Import of party.csv" in page
+    assert re.findall(r'data-key="(row-\d|summary)"', page) == ["row-1", "row-2", "row-3", "summary"]
 
     status, listing = _page(client, "/")
     top = re.findall(r'<li class="job-item" data-job-id="(\w+)"', listing)
-    assert top == [parent_id]  # the follow-ups are not top-level rows
-    assert "4 follow-up jobs" in listing and listing.count(f'data-parent-id="{parent_id}"') == 4
+    assert summary in top and len(top) == 4  # three rows and the summary; the mail folds under it
+    assert "1 follow-up job<" in listing and listing.count(f'data-parent-id="{summary}"') == 1
     assert "SMTP_URL" not in listing  # an operator's message, not the user's
 
     status, chars = _page(client, "/characters")

@@ -8,7 +8,7 @@ import pytest
 import requests
 import socketio
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 
 class Listener:

@@ -9,10 +9,10 @@ import logging
 import pytest
 import requests
 
+from questboard.cli import web_argv
+from questboard.testing import ManagedProcess, free_port, http_ok, wait_for
 from shared import hooks
-from shared.cli import web_argv
 from shared.logging_setup import JobContextFilter, JsonFormatter, json_handler, redact
-from shared.testing import ManagedProcess, free_port, http_ok, wait_for
 
 SECRETS = ["qb_SuperSecretApiToken123", "MagicLinkToken987654321", "hunter2", "s3cr3t-value"]
 

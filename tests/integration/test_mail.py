@@ -10,10 +10,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from questboard.testing import free_port, wait_for
 from shared.db import get_sessionmaker
 from shared.models import Job, OutboxMail
 from shared.system import SYSTEM_EMAIL
-from shared.testing import free_port, wait_for
 from tests.integration.helpers_app import csrf_token, log_in, submit, wait_finished
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.testing import free_port
+from questboard.testing import free_port
 from tests.integration.test_admin_support import (
     PROBE,
     csrf_token,

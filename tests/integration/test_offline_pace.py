@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 from tests.integration.helpers_app import events, job, submit, wait_finished
 
 PARAMS = {"name": "Mira", "race": "Elf", "char_class": "Wizard", "level": 5}

@@ -94,7 +94,7 @@ def test_jobs_stats_failed_and_retry(run, app, client, alice, admin, settings):
 
 
 def test_flower_runs_behind_basic_auth(env, tmp_path):
-    from shared.testing import ManagedProcess, free_port, http_ok, wait_for
+    from questboard.testing import ManagedProcess, free_port, http_ok, wait_for
 
     port = free_port()
     flower = ManagedProcess(
@@ -118,7 +118,7 @@ def test_flower_sees_the_tasks_though_workers_start_with_task_events_off(
     env, tmp_path, client, alice, worker
 ):
     """celeryconfig ships worker_send_task_events=False; Flower switches events on as it starts."""
-    from shared.testing import ManagedProcess, free_port, http_ok, wait_for
+    from questboard.testing import ManagedProcess, free_port, http_ok, wait_for
 
     port = free_port()
     flower = ManagedProcess(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from shared.testing import REPO_ROOT, free_port, http_ok, wait_for
+from questboard.testing import REPO_ROOT, free_port, http_ok, wait_for
 
 MARK = "@@tour-command@@"
 
@@ -52,7 +52,7 @@ def make_venv(clone: Path) -> None:
     (site / "questboard_tour.pth").write_text(f"{clone}\n{sysconfig.get_paths()['purelib']}\n")
     python = venv / "bin" / "python"
     script = venv / "bin" / "questboard"
-    script.write_text(f"#!{python}\nimport sys\nfrom shared.cli import main\nsys.exit(main())\n")
+    script.write_text(f"#!{python}\nimport sys\nfrom questboard.cli import main\nsys.exit(main())\n")
     script.chmod(0o755)
     pip = venv / "bin" / "pip"  # scripts/up checks that .venv has a pip; this test never installs
     pip.write_text("#!/bin/sh\necho 'the README tour test does not install' >&2\nexit 1\n")

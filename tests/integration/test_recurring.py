@@ -9,11 +9,11 @@ from datetime import timedelta
 from redbeat import RedBeatSchedulerEntry
 from sqlalchemy import select
 
-from shared.cli import beat_argv
+from questboard.cli import beat_argv
+from questboard.testing import ManagedProcess, wait_for
 from shared.db import get_sessionmaker
 from shared.models import Job, MagicLink, utcnow
 from shared.system import SYSTEM_EMAIL
-from shared.testing import ManagedProcess, wait_for
 from tests.integration.helpers_app import wait_finished
 from workers.celery_app import make_celery
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from redbeat import RedBeatSchedulerEntry
 from sqlalchemy import select
 
-from shared.cli import beat_argv
+from questboard.cli import beat_argv
+from questboard.testing import ManagedProcess, wait_for
 from shared.db import get_sessionmaker
 from shared.models import Job
-from shared.testing import ManagedProcess, wait_for
 from tests.integration.helpers_app import wait_finished
 from workers.celery_app import make_celery
 

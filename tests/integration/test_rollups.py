@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from questboard.testing import wait_for
 from shared.db import get_sessionmaker
 from shared.models import Job, JobAttempt, JobRollup, utcnow
 from shared.rollups import ALL_QUEUES, Rollups, percentile
-from shared.testing import wait_for
 from tests.integration.helpers_app import log_in, wait_finished
 from tests.integration.test_admin_support import run_and_fail, run_and_succeed, submit
 

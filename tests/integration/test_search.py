@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 from tests.integration.helpers_app import log_in, submit, wait_finished
 
 

@@ -23,8 +23,8 @@ import redis
 import requests
 from sqlalchemy import create_engine, text
 
+from questboard.testing import ManagedProcess, free_port, questboard_env, wait_for
 from shared.accounts import Accounts
-from shared.testing import ManagedProcess, free_port, questboard_env, wait_for
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 FLOWER_AUTH = ("ops", "s3cret")

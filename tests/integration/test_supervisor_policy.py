@@ -1,5 +1,5 @@
-"""shared.supervisor's restart policy on real (tiny) processes: backoff, give-up, reset after a healthy run,
-no start while stopping, leftovers of a dead role's process group reaped."""
+"""questboard.supervisor's restart policy on real (tiny) processes: backoff, give-up, reset after a
+healthy run, no start while stopping, leftovers of a dead role's process group reaped."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from questboard.supervisor import GAVE_UP, RUNNING, STOPPED, RestartPolicy, Role, Supervisor
+from questboard.testing import wait_for
 from shared import defaults
-from shared.supervisor import GAVE_UP, RUNNING, STOPPED, RestartPolicy, Role, Supervisor
-from shared.testing import wait_for
 
 FAST = RestartPolicy(initial_backoff_s=0.2, max_backoff_s=0.8, reset_after_s=30, give_up_exits=4)
 

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from shared import defaults
 from shared.db import get_sessionmaker
+from shared.flagship.webhooks import sign
 from shared.models import Job, WebhookDelivery
 from shared.system import SYSTEM_EMAIL
-from shared.webhooks import sign
 from tests.integration.helpers_app import wait_finished
 
 SECRET = "s3cret-value"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 
 @pytest.fixture

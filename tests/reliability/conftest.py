@@ -9,13 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shared.accounts import Accounts
-from shared.db import get_sessionmaker
-from shared.jobs import JobService
-from shared.models import Job, JobAttempt, User
-from shared.publisher import SocketIOPublisher
-from shared.settings import Settings
-from shared.testing import (
+from questboard.testing import (
     ManagedProcess,
     RedisServer,
     questboard_env,
@@ -23,6 +17,12 @@ from shared.testing import (
     wait_worker_ready,
     worker_process,
 )
+from shared.accounts import Accounts
+from shared.db import get_sessionmaker
+from shared.jobs import JobService
+from shared.models import Job, JobAttempt, User
+from shared.publisher import SocketIOPublisher
+from shared.settings import Settings
 from tests.reliability.jobtypes import STARTS_KEY
 
 JOB_MODULES = "tests.reliability.jobtypes"
@@ -57,13 +57,13 @@ class Stack:
         self.sessions = get_sessionmaker(db_url)
 
     def _service(self) -> JobService:
+        from questboard.app import job_types
         from workers.celery_app import make_celery
         from workers.dispatch import CeleryDispatcher
-        from workers.jobs import build_registry
 
         return JobService(
             self.db_url,
-            build_registry(JOB_MODULES),
+            job_types(JOB_MODULES),
             SocketIOPublisher(self.redis.url),
             CeleryDispatcher(make_celery(self.settings)),
             user_job_limit=self.settings.user_job_limit,

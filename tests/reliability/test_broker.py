@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from shared.testing import RedisServer, wait_for
+from questboard.testing import RedisServer, wait_for
 from workers.celery_app import make_celery
 
 

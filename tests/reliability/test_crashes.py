@@ -6,8 +6,8 @@ import os
 import signal
 from collections import Counter
 
+from questboard.testing import wait_for
 from shared.processes import pid_alive
-from shared.testing import wait_for
 
 
 def _succeeded_attempts(stack, job_id: str) -> int:

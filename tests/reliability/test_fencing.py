@@ -7,8 +7,8 @@ import signal
 import redis
 from sqlalchemy import func, select
 
+from questboard.testing import wait_for
 from shared.models import JobEvent
-from shared.testing import wait_for
 from tests.reliability.jobtypes import RELEASE_KEY
 
 

@@ -6,9 +6,9 @@ import threading
 
 import requests
 
+from questboard.testing import http_ok, wait_for, web_process
 from shared.accounts import Accounts
 from shared.queues import QueueControl
-from shared.testing import http_ok, wait_for, web_process
 
 
 def test_critical_job_overtakes_a_low_backlog(stack):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from questboard.testing import wait_for
 from shared.processes import pid_alive
-from shared.testing import wait_for
 from tests.reliability.conftest import Stack
 
 ROUNDS = 3

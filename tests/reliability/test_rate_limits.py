@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 
 def test_rate_limited_type_never_exceeds_its_window_and_others_are_not_held_back(stack):

@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 from tests.reliability.jobtypes import RELEASE_KEY
 
 RECOVERY_BOUND_S = 15.0

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from questboard.testing import wait_for
 from shared import defaults
 from shared.deadletters import DeadLetters
 from shared.errors import LimitReached
 from shared.models import JobSlot
 from shared.processes import pid_alive
 from shared.publisher import SocketIOPublisher
-from shared.testing import wait_for
 from tests.reliability.conftest import JOB_MODULES, Stack
 
 
@@ -180,9 +180,9 @@ def test_a_revoked_scheduled_job_is_canceled_without_waiting_for_its_time(stack)
 def test_a_message_whose_id_was_revoked_earlier_cancels_its_job_when_it_arrives(stack):
     """Workers remember a revoked id: a later message of that job (here an operator's retry of a dead-letter
     job revoked after it failed) is dropped unrun, and the job ends canceled instead of waiting queued."""
+    from questboard.app import job_types
     from workers.celery_app import make_celery
     from workers.dispatch import CeleryDispatcher
-    from workers.jobs import build_registry
 
     stack.start_worker(concurrency=1, name="memory")
     crashing = stack.submit("test.crash")
@@ -191,7 +191,7 @@ def test_a_message_whose_id_was_revoked_earlier_cancels_its_job_when_it_arrives(
     wait_for(lambda: stack.job(crashing).status == "failed", 1, what="still failed")  # left alone
     dead = DeadLetters(
         stack.db_url,
-        build_registry(JOB_MODULES),
+        job_types(JOB_MODULES),
         SocketIOPublisher(stack.redis.url),
         CeleryDispatcher(make_celery(stack.settings)),
     )

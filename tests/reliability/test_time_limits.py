@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
+from questboard.testing import wait_for
 from shared.processes import pid_alive
-from shared.testing import wait_for
 
 LIMIT_S = 3
 STOP_WITHIN_S = 8  # the limit plus the contract's 5 s

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from shared.accounts import Accounts
 from shared.db import get_sessionmaker
-from shared.exports import export_path
+from shared.flagship.exports import export_path
 from shared.models import Character
 from shared.settings import Settings
 from tests.integration.test_admin_support import run_and_fail, run_and_succeed

@@ -47,6 +47,14 @@ def _export(w: World) -> dict[str, str]:
     return {"job_id": w.export_job_id}
 
 
+def _workflow(w: World) -> dict[str, str]:
+    """A fresh workflow of the owner: a queued step and one waiting on it."""
+    steps = [{"key": "a", "type": PROBE}, {"key": "b", "type": PROBE, "after": ["a"]}]
+    response = w.api.post("/api/workflows", json={"steps": steps}, headers=w.headers("owner"))
+    assert response.status_code == 202, response.get_json()
+    return {"workflow_id": response.get_json()["id"]}
+
+
 def _json(body: Any) -> Callable[[World], dict[str, Any]]:
     return lambda w: {"json": body}
 
@@ -91,6 +99,11 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/imports"): Row(
         (401, 202, 202, 202), request=lambda w: {"data": PARTY_CSV, "content_type": "text/csv"}
     ),
+    ("POST", "/api/workflows"): Row(
+        (401, 202, 202, 202), request=_json({"steps": [{"key": "a", "type": PROBE}]})
+    ),
+    ("GET", "/api/workflows/<workflow_id>"): Row(OWNED, _workflow),
+    ("POST", "/api/workflows/<workflow_id>/cancel"): Row((401, 202, 404, 202), _workflow),
     ("GET", "/metrics"): Row(OPERATOR),
     # ----- admin API
     ("GET", "/api/admin/stats"): Row(OPERATOR),
@@ -132,6 +145,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/jobs/<job_id>"): Row(OWNED_PAGE, _job),
     ("POST", "/jobs/<job_id>/cancel"): Row((LOGIN, 302, 404, 302), _fresh_job),
     ("GET", "/jobs/<job_id>/download"): Row(OWNED_PAGE, _export),
+    ("GET", "/workflows/<workflow_id>"): Row(OWNED_PAGE, _workflow),
+    ("GET", "/workflows/<workflow_id>/state"): Row(OWNED_PAGE, _workflow),
     ("GET", "/admin"): Row(CONSOLE),
     ("GET", "/admin/jobs"): Row(CONSOLE),
     ("POST", "/admin/jobs/<any(cancel, retry, discard):action>"): Row(  # the confirmation page
@@ -274,8 +289,8 @@ def test_the_api_takes_no_other_credential_than_a_valid_bearer_token(world, admi
 
 def test_lists_and_search_show_only_what_the_caller_may_see(world, alice, bob, admin):
     from shared.db import get_sessionmaker
+    from shared.flagship.search import index_character
     from shared.models import Character
-    from shared.search import index_character
 
     with get_sessionmaker(world.settings.resolved_database_url)() as db:
         index_character(db, db.get(Character, world.character_id))

@@ -11,11 +11,11 @@ import pickle
 import redis
 from kombu import Producer
 
+from questboard.app import job_types
+from questboard.testing import wait_for
 from shared.jobs import JobService
 from shared.publisher import NullPublisher
-from shared.testing import wait_for
 from workers.celery_app import make_celery
-from workers.jobs import build_registry
 from workers.maintenance import BROKER_EPOCH_KEY
 
 PROBE = "diagnostics.probe"
@@ -37,7 +37,7 @@ class NoDispatch:
 
 
 def queued_job_without_message(settings, person) -> str:
-    jobs = JobService(settings.resolved_database_url, build_registry(), NullPublisher(), NoDispatch())
+    jobs = JobService(settings.resolved_database_url, job_types(), NullPublisher(), NoDispatch())
     job, _ = jobs.submit(person.user, PROBE, {})
     return job["id"]
 
@@ -60,7 +60,7 @@ def publish(settings, job_id: str, serializer: str, **kwargs: object) -> None:
 
 
 def job_row(settings, person, job_id: str) -> dict:
-    jobs = JobService(settings.resolved_database_url, build_registry(), NullPublisher(), NoDispatch())
+    jobs = JobService(settings.resolved_database_url, job_types(), NullPublisher(), NoDispatch())
     return jobs.get(person.user, job_id)
 
 

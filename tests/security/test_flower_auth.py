@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.testing import ManagedProcess, free_port, http_ok, wait_for
+from questboard.testing import ManagedProcess, free_port, http_ok, wait_for
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 USER, PASSWORD = "ops", "flower-Pa55-82d1"
@@ -81,7 +81,7 @@ REDIS_PASSWORD = "redis-Pa55-1b7e"
 @pytest.fixture
 def locked_redis(tmp_path):
     """A private redis-server that wants a password (requirepass)."""
-    from shared.testing import RedisServer
+    from questboard.testing import RedisServer
 
     server = RedisServer(tmp_path / "locked-redis", appendonly=False, password=REDIS_PASSWORD).start()
     yield server
@@ -89,7 +89,7 @@ def locked_redis(tmp_path):
 
 
 def test_no_password_on_flowers_command_line_or_in_its_worker_view(env, tmp_path, locked_redis):
-    from shared.testing import wait_worker_ready, worker_process
+    from questboard.testing import wait_worker_ready, worker_process
 
     assert REDIS_PASSWORD in locked_redis.url
     env = {**env, "REDIS_URL": locked_redis.url, "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}

@@ -16,9 +16,9 @@ import pytest
 import requests
 import socketio
 
+from questboard.testing import wait_for
 from shared import defaults
 from shared.settings import Settings
-from shared.testing import wait_for
 from tests.security.test_sessions import CSRF_FIELD, browser_session, questboard
 
 MARGIN_S = 5.0  # the check's query and the disconnect on a busy machine

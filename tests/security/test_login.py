@@ -15,11 +15,11 @@ import pytest
 import redis
 from sqlalchemy import select, text, update
 
+from questboard.testing import wait_for
 from shared import defaults
 from shared.db import get_sessionmaker
 from shared.models import Job, MagicLink, OutboxMail, utcnow
 from shared.signin_links import render
-from shared.testing import wait_for
 from tests.security.support import csrf_from
 from web.ratelimit import BAD_LINKS_PER_IP, KEY_PREFIX, LOGIN_PER_EMAIL, LOGIN_PER_IP
 
@@ -167,8 +167,8 @@ def test_good_links_do_not_count_against_the_client(app, accounts, alice):
 
 def test_sign_in_still_works_when_the_limits_cannot_be_counted(tmp_path, db_url, accounts, alice):
     """Redis down: the form and links answer as usual (the limiter lets them through and logs it)."""
+    from questboard.testing import free_port
     from shared.settings import Settings
-    from shared.testing import free_port
     from web import create_app
 
     dead = f"redis://127.0.0.1:{free_port()}/0"

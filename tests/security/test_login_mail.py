@@ -12,9 +12,9 @@ import re
 
 from sqlalchemy import event, inspect, select, text
 
+from questboard.testing import wait_for
 from shared.db import get_engine, get_sessionmaker
 from shared.models import Job, OutboxMail
-from shared.testing import wait_for
 from tests.security.support import csrf_from, log_in
 
 LINK = re.compile(r"https?://[^\s<\"]+/login/([A-Za-z0-9_-]{20,})")

@@ -26,11 +26,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import text
 
-from shared.cli import web_argv
+from questboard.cli import web_argv
+from questboard.testing import ManagedProcess, free_port, http_ok, wait_for
 from shared.db import get_sessionmaker
+from shared.flagship.webhooks import sign
 from shared.logging_setup import JsonFormatter
-from shared.testing import ManagedProcess, free_port, http_ok, wait_for
-from shared.webhooks import sign
 from tests.security.support import WEBHOOK_SECRET, WEBHOOK_SOURCE, csrf_from
 
 # Our SMTP server takes a password over plain SMTP on the loopback interface only.

@@ -21,11 +21,11 @@ import requests
 import socketio
 from sqlalchemy import select, update
 
+from questboard.testing import questboard_env, wait_for
 from shared import defaults
 from shared.db import get_sessionmaker
 from shared.models import ApiToken, UserSession, utcnow
 from shared.settings import Settings
-from shared.testing import questboard_env, wait_for
 from tests.security.support import log_in
 
 QUESTBOARD = str(Path(sys.executable).parent / "questboard")

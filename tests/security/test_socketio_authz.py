@@ -19,7 +19,7 @@ import requests
 import socketio
 import websocket
 
-from shared.testing import wait_for
+from questboard.testing import wait_for
 
 NODE_DIR = Path(__file__).parent / "node"
 PROBE = "diagnostics.probe"

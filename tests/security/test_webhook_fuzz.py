@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from shared.webhooks import sign
+from shared.flagship.webhooks import sign
 from tests.security.support import WEBHOOK_SECRET, WEBHOOK_SOURCE
 
 DOCUMENTED = {200, 202, 400, 401, 404, 413}

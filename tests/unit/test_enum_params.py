@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from questboard.app import registry
 from shared.choices import CaseInsensitive
-from workers.jobs import REGISTRY
 
 
 def unguarded(tp: Any, guarded: bool = False) -> list[Any]:
@@ -26,7 +26,7 @@ def unguarded(tp: Any, guarded: bool = False) -> list[Any]:
 
 def test_no_enumerated_param_is_case_sensitive():
     problems = []
-    for name, spec in REGISTRY.items():
+    for name, spec in registry().items():
         for field, info in spec.params.model_fields.items():
             guarded = any(isinstance(m, CaseInsensitive) for m in info.metadata)
             if found := unguarded(info.annotation, guarded):

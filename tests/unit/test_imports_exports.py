@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from shared.exports import write_export
-from shared.imports import MAX_IMPORT_ROWS, ImportFileError, parse_character_csv
+from shared.flagship.exports import write_export
+from shared.flagship.imports import MAX_IMPORT_ROWS, ImportFileError, parse_character_csv
 from shared.mail import parse_smtp_url
 
 

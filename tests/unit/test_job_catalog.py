@@ -6,23 +6,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.testing import REPO_ROOT
+from questboard.app import job_types
+from questboard.testing import REPO_ROOT
 from workers.catalog import render_markdown
-from workers.jobs import build_registry
 
 
 def test_docs_jobs_md_matches_the_registry():
-    expected = render_markdown(build_registry(None))
+    expected = render_markdown(job_types(None))
     actual = (REPO_ROOT / "docs" / "jobs.md").read_text()
     assert actual == expected, "docs/jobs.md is stale: run `questboard jobs types --markdown > docs/jobs.md`"
 
 
 def test_catalog_lists_every_type_with_its_policies():
-    text = render_markdown(build_registry(None))
-    for name, spec in build_registry(None).items():
+    text = render_markdown(job_types(None))
+    for name, spec in job_types(None).items():
         assert f"## `{name}`" in text and spec.description in text
     assert "rate limit: 60 per minute" in text  # mail.deliver
-    assert "at most 1 running per key" in text
+    # No built-in type declares a concurrency limit (batch imports are workflows): the test types do.
+    assert "at most 1 running per key" in render_markdown(job_types("tests.reliability.jobtypes"))
 
 
 def test_cli_prints_the_catalog(tmp_path):

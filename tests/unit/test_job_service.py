@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
+from questboard.app import registry
 from shared.accounts import Accounts
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound, TransientError
 from shared.jobs import JobService
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
 from shared.publisher import NullPublisher
-from workers.jobs import REGISTRY
 from workers.jobs.probe import JOB as PROBE
 
 
@@ -32,7 +32,7 @@ class RecordingDispatcher:
 @pytest.fixture
 def parts(database_url: str):
     dispatcher = RecordingDispatcher()
-    service = JobService(database_url, REGISTRY, NullPublisher(), dispatcher, user_job_limit=10)
+    service = JobService(database_url, registry(), NullPublisher(), dispatcher, user_job_limit=10)
     lifecycle = Lifecycle(database_url, NullPublisher(), dispatcher)
     accounts = Accounts(database_url)
     return service, lifecycle, dispatcher, accounts
@@ -86,7 +86,7 @@ def test_concurrent_submissions_never_exceed_the_limit(parts, database_url):
 
     def submit() -> None:
         # A service per thread, as separate web processes would have.
-        mine = JobService(database_url, REGISTRY, NullPublisher(), dispatcher, user_job_limit=10)
+        mine = JobService(database_url, registry(), NullPublisher(), dispatcher, user_job_limit=10)
         barrier.wait()
         try:
             mine.submit(user, "diagnostics.probe", {})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from questboard.testing import free_port
 from shared.errors import PermanentError, TransientError
 from shared.jobtypes import RetryPolicy
-from shared.testing import free_port
 from tests.fake_llm import FakeLLM, completion, stream
-from workers.providers import CharacterSheet
-from workers.providers.openai import OpenAIProvider, retry_after_s
+from workers.flagship.providers import CharacterSheet
+from workers.flagship.providers.openai import OpenAIProvider, retry_after_s
 
 SHEET = CharacterSheet("Mira", "Elf", "Ranger", 5, "Chaotic Good", {"DEX": 16}, seed="x")
 

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from shared.webhooks import MalformedDelivery, SignatureError, parse_secrets, read_body, sign, verify
+from shared.flagship.webhooks import MalformedDelivery, SignatureError, parse_secrets, read_body, sign, verify
 
 NOW = 1_800_000_000
 

@@ -70,6 +70,9 @@
       }
       var finished = FINISHED.indexOf(job.status) !== -1;
       if (cancel) cancel.hidden = finished;
+      // Why it waits was read with the page: once the job moved on, it no longer holds.
+      var waiting = jobEl.querySelector("[data-role=waiting]");
+      if (waiting) waiting.hidden = waiting.dataset.forStatus !== job.status;
       if (job.status === "succeeded" && job.result && job.result.url) {
         result.href = job.result.url;
         result.hidden = false;

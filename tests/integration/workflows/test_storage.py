@@ -1,0 +1,94 @@
+"""Migration 0012_workflows and the workflow service's writes on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+
+from questboard.app import registry
+from shared.accounts import Accounts
+from shared.db import alembic_config, get_engine
+from shared.errors import InvalidRequest, LimitReached
+from shared.jobs import JobService
+from shared.publisher import NullPublisher
+from shared.workflows import WorkflowSpec
+from shared.workflows.service import Workflows
+from tests.unit.test_job_service import RecordingDispatcher
+
+REVISION = "0012_workflows"
+
+
+def test_upgrade_and_downgrade(database_url):
+    engine = get_engine(database_url)
+    command.downgrade(alembic_config(database_url), "0011_job_browser_indexes")
+    engine.dispose()
+    assert "workflows" not in inspect(engine).get_table_names()
+    assert "workflow_id" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    command.upgrade(alembic_config(database_url), REVISION)
+    engine.dispose()
+    assert {"workflows", "workflow_steps"} <= set(inspect(engine).get_table_names())
+    assert "workflow_id" in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert {"uq_workflow_steps_workflow_key"} <= {
+        u["name"] for u in inspect(engine).get_unique_constraints("workflow_steps")
+    }
+
+
+@pytest.fixture
+def service(database_url):
+    dispatcher = RecordingDispatcher()
+    jobs = JobService(database_url, registry(), NullPublisher(), dispatcher, user_job_limit=3)
+    return Workflows(database_url, jobs), dispatcher, Accounts(database_url).ensure_user("w@example.com")
+
+
+def spec(steps):
+    return WorkflowSpec.model_validate({"steps": steps})
+
+
+def test_create_sends_only_the_roots_and_settling_releases_the_rest(service):
+    workflows, dispatcher, user = service
+    wf = workflows.create(
+        user,
+        spec(
+            [{"key": "a", "type": "diagnostics.probe"}]
+            + [{"key": f"b{i}", "type": "diagnostics.probe", "after": ["a"]} for i in range(5)]
+        ),
+    )
+    assert [s["status"] for s in wf["steps"]] == ["queued"] + ["blocked"] * 5
+    assert [job_id for job_id, _, _ in dispatcher.sent] == [wf["steps"][0]["job_id"]]
+    assert workflows.jobs.active_count(user) == 1  # blocked steps do not count
+    with pytest.raises(LimitReached):  # 1 active + 3 roots > 3
+        workflows.create(user, spec([{"key": f"r{i}", "type": "diagnostics.probe"} for i in range(3)]))
+    with pytest.raises(InvalidRequest) as caught:
+        workflows.create(user, spec([{"key": "a", "type": "diagnostics.probe", "params": {"steps": 0}}]))
+    assert "steps.0.params.steps" in (caught.value.fields or {})
+    workflows.jobs.cancel(user, wf["steps"][0]["job_id"])  # the hook settles: dependents canceled
+    after = workflows.get(user, wf["id"])
+    assert after["status"] == "canceled" and {s["status"] for s in after["steps"]} == {"canceled"}
+
+
+def test_the_sweep_settles_what_no_hook_saw_walking_on_batch_by_batch(service, database_url):
+    from shared.lifecycle import Lifecycle
+    from shared.states import Status
+
+    workflows, dispatcher, user = service
+    lifecycle = Lifecycle(database_url, NullPublisher(), dispatcher)
+    made = []
+    for _ in range(3):
+        wf = workflows.create(
+            user,
+            spec(
+                [
+                    {"key": "a", "type": "diagnostics.probe"},
+                    {"key": "b", "type": "diagnostics.probe", "after": ["a"]},
+                ]
+            ),
+        )
+        lifecycle.mark_canceled(wf["steps"][0]["job_id"], sources=[Status.QUEUED])  # no workflow hook here
+        made.append(wf["id"])
+    assert {workflows.get(user, w)["status"] for w in made} == {"running"}
+    assert workflows.settler.sweep(batch=2) == 2
+    assert workflows.settler.sweep(batch=2) == 1  # the next sweep goes on from where the last stopped
+    for wf_id in made:
+        wf = workflows.get(user, wf_id)
+        assert wf["status"] == "canceled" and [s["status"] for s in wf["steps"]] == ["canceled", "canceled"]

@@ -1,0 +1,176 @@
+"""Fair share's gate and refill against a real database (SQLite and PostgreSQL), no broker.
+
+The dispatcher records what would be sent; "starting" a job is the real claim. The end-to-end behaviour
+with workers and Redis is in tests/reliability/test_fair_share.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from questboard.app import registry
+from shared import defaults, fairshare
+from shared.accounts import Accounts
+from shared.db import get_sessionmaker
+from shared.jobs import JobService
+from shared.lifecycle import Lifecycle
+from shared.models import Job, utcnow
+from shared.publisher import NullPublisher
+from shared.waiting import waiting_reason
+from tests.unit.test_job_service import RecordingDispatcher
+
+BOUND = defaults.FAIR_SHARE_MIN_IN_FLIGHT
+
+
+@pytest.fixture
+def fair(database_url: str):
+    dispatcher = RecordingDispatcher()
+    service = JobService(
+        database_url, registry(), NullPublisher(), dispatcher, user_job_limit=10_000, user_queued_limit=10_000
+    )
+    lifecycle = Lifecycle(database_url, NullPublisher(), dispatcher)
+    return service, lifecycle, dispatcher, Accounts(database_url), get_sessionmaker(database_url)
+
+
+def held_ids(sessions) -> set[str]:
+    with sessions() as session:
+        return set(session.scalars(select(Job.id).where(Job.held.is_(True))))
+
+
+def start_sent(lifecycle: Lifecycle, dispatcher: RecordingDispatcher, done: set[str]) -> list[str]:
+    """Claim every sent job not claimed yet, refilling after each start as a worker does."""
+    started = []
+    for job_id, _type, queue in list(dispatcher.sent):
+        if job_id not in done and lifecycle.claim(job_id, "w@test", None) is not None:
+            done.add(job_id)
+            started.append(job_id)
+            lifecycle.refill(queue)
+    return started
+
+
+def test_a_single_job_behind_a_backlog_is_sent_within_a_refill(fair):
+    service, lifecycle, dispatcher, accounts, sessions = fair
+    alice, bob = accounts.ensure_user("alice@example.com"), accounts.ensure_user("bob@example.com")
+    backlog = [service.submit(alice, "diagnostics.probe", {})[0]["id"] for _ in range(60)]
+    assert [s[0] for s in dispatcher.sent] == backlog[:BOUND]  # the fast path, then the rest held
+    bob_job = service.submit(bob, "diagnostics.probe", {})[0]["id"]
+    assert bob_job in held_ids(sessions)  # alice's jobs are held: bob waits his turn, not behind them
+    order: list[str] = []
+    done: set[str] = set()
+    while bob_job not in done:
+        order += start_sent(lifecycle, dispatcher, done)
+    assert order.index(bob_job) <= BOUND + 1  # right after the buffer that was already sent
+    assert Counter(s[0] for s in dispatcher.sent).most_common(1)[0][1] == 1  # nothing sent twice
+
+
+def test_two_backlogs_take_turns(fair):
+    service, lifecycle, dispatcher, accounts, sessions = fair
+    alice, bob = accounts.ensure_user("alice@example.com"), accounts.ensure_user("bob@example.com")
+    owner = {}
+    for user in (alice, bob):
+        for _ in range(40):
+            owner[service.submit(user, "diagnostics.probe", {})[0]["id"]] = user.id
+    done: set[str] = set()
+    order: list[str] = []
+    while len(done) < 80:
+        order += start_sent(lifecycle, dispatcher, done)
+    # Alice's first BOUND went out before bob submitted; from then on bob catches up (fewest recent
+    # starts), then they alternate: at no point is one user more than the buffer ahead (FIFO: 40).
+    lead = [0]
+    for job_id in order:
+        lead.append(lead[-1] + (1 if owner[job_id] == alice.id else -1))
+    assert max(abs(x) for x in lead) <= BOUND + 2
+    assert max(abs(x) for x in lead[3 * BOUND : 60]) <= 3  # caught up: turn by turn
+    assert not held_ids(sessions)
+
+
+def test_concurrent_refills_send_each_held_job_once_and_keep_the_bound(fair):
+    service, lifecycle, dispatcher, accounts, sessions = fair
+    users = [accounts.ensure_user(f"u{n}@example.com") for n in range(4)]
+    for n in range(200):
+        service.submit(users[n % 4], "diagnostics.probe", {})
+    assert len(dispatcher.sent) == BOUND
+    done: set[str] = set()
+    for job_id, _type, _queue in list(dispatcher.sent):  # all start at once, nobody refills yet
+        assert lifecycle.claim(job_id, "w@test", None) is not None
+        done.add(job_id)
+    barrier = threading.Barrier(8)
+
+    def refill() -> None:
+        barrier.wait()
+        fairshare.refill(sessions, lifecycle.dispatcher, "default")
+
+    threads = [threading.Thread(target=refill) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = [s[0] for s in dispatcher.sent]
+    assert len(sent) == len(set(sent))
+    # The buffer refilled to its bound (which grows with the jobs running), not once per refill.
+    assert len(sent) - len(done) == fairshare.bound(running=len(done))
+    assert len(held_ids(sessions)) == 200 - len(sent)
+
+
+def test_turn_of_says_who_goes_first(fair):
+    service, _lifecycle, _dispatcher, accounts, sessions = fair
+    alice, bob = accounts.ensure_user("alice@example.com"), accounts.ensure_user("bob@example.com")
+    backlog_first = service.submit(alice, "diagnostics.probe", {})[0]["id"]
+    for _ in range(BOUND + 2):
+        service.submit(alice, "diagnostics.probe", {})
+    bob_first = service.submit(bob, "diagnostics.probe", {})[0]["id"]
+    bob_second = service.submit(bob, "diagnostics.probe", {})[0]["id"]
+    turn = fairshare.turn_of(sessions, bob_second)
+    assert turn is not None and turn.users_waiting == 2 and turn.own_ahead == 1
+    assert turn.users_ahead == 0  # alice has BOUND jobs in flight: bob goes first
+    assert "fair-share turn" in turn.describe()
+    assert fairshare.turn_of(sessions, bob_first).own_ahead == 0
+    # "Why is it waiting?" says the same for the held job, and the plain count for one in the broker.
+    with sessions() as session:
+        held = waiting_reason(session, session.get(Job, bob_second))
+        sent = waiting_reason(session, session.get(Job, backlog_first))
+    assert held["code"] == "fair_share" and "1 older job(s) of the same owner" in held["message"]
+    assert sent["code"] == "queued"
+
+
+def test_fair_share_off_sends_everything_at_once(fair, monkeypatch):
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("QUESTBOARD_FAIR_SHARE", "0")
+    get_settings.cache_clear()
+    try:
+        service, _lifecycle, dispatcher, accounts, sessions = fair
+        alice = accounts.ensure_user("alice@example.com")
+        for _ in range(BOUND + 5):
+            service.submit(alice, "diagnostics.probe", {})
+        assert len(dispatcher.sent) == BOUND + 5 and not held_ids(sessions)
+    finally:
+        monkeypatch.delenv("QUESTBOARD_FAIR_SHARE")
+        get_settings.cache_clear()
+
+
+def test_the_lost_sweep_leaves_held_jobs_alone(fair, redis_url):
+    """A held job has no message by design: the sweep for lost messages must not send it."""
+    import redis
+    from sqlalchemy import update
+
+    from workers.unacked import sweep_lost
+
+    service, _lifecycle, _dispatcher, accounts, sessions = fair
+    alice = accounts.ensure_user("alice@example.com")
+    ids = [service.submit(alice, "diagnostics.probe", {})[0]["id"] for _ in range(BOUND + 5)]
+    held = held_ids(sessions)
+    assert len(held) == 5
+    with sessions() as session:  # long unchanged, and none of them in this (empty) Redis
+        session.execute(update(Job).values(updated_at=utcnow() - timedelta(minutes=5)))
+        session.commit()
+    resent: list[str] = []
+    sweep_lost(
+        redis.Redis.from_url(redis_url, decode_responses=True), sessions, set(), lambda j: resent.append(j.id)
+    )
+    assert sorted(resent) == sorted(set(ids) - held)
