@@ -5,7 +5,9 @@ table in ``shared.jobstate.table``, run as its prepared statement in one transac
 attempt and slot rows; it returns the moved row, or None when the job was not in a source status (or,
 for a worker's writes, not in the attempt it claimed). What must happen after the commit — publish the
 updates, send messages through the outage-safe path, wake the keys whose slot freed — is collected while
-the transaction runs and carried out in one place, ``carry_out``.
+the transaction runs and carried out in one place, ``carry_out``: there too the hooks registered with
+``after_final`` learn which jobs ended (the composition root registers the workflows' settling), and a
+message goes out through the machine's send ``gate`` when it has one (fair share may hold it back).
 
 Batching: ``commit(*steps)`` runs several steps (``shared.jobstate.steps``, of one job or many) in one
 transaction and carries out their effects once.
@@ -14,6 +16,7 @@ transaction and carries out their effects once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,15 +40,30 @@ from shared.states import FINISHED, Status
 log = logging.getLogger("questboard.lifecycle")
 CREATED = {m.target.value for m in MOVES.values() if not m.sources and m.target is not None}
 
+# How a job's message goes out: given the machine and the job, send it (``Machine.send``) or hold it back;
+# False only when the broker failed.
+Gate = Callable[["Machine", Row | dict[str, Any]], bool]
+# Told the ids of jobs that became final, after their commit.
+AfterFinal = Callable[[list[str]], None]
+
 
 class Machine:
     """The moves of jobs in one database, with their publishing and dispatch."""
 
-    def __init__(self, database_url: str, publisher: Publisher, dispatcher: Dispatcher) -> None:
-        self._url = database_url
-        self._engine = get_engine(database_url)
+    def __init__(
+        self, database_url: str, publisher: Publisher, dispatcher: Dispatcher, gate: Gate | None = None
+    ) -> None:
+        self.url = database_url
+        self.engine = get_engine(database_url)
         self.publisher = publisher
         self.dispatcher = dispatcher
+        self._gate = gate
+        self._after_final: list[AfterFinal] = []
+
+    def after_final(self, hook: AfterFinal) -> None:
+        """Call ``hook`` with the ids of the jobs this machine's moves ended, after their commit. An error
+        in it is logged, never raised: the moves stand."""
+        self._after_final.append(hook)
 
     # ----- the write path ------------------------------------------------------------------------
 
@@ -56,7 +74,7 @@ class Machine:
         slots' unique constraint and is run again (it then sees the slot taken)."""
         for tries_left in range(defaults.SLOT_RACE_RETRIES, -1, -1):
             try:
-                with write_gate(self._url), self._engine.begin() as conn:
+                with write_gate(self.url), self.engine.begin() as conn:
                     tx = Tx(conn, now or utcnow())
                     return [step(tx) for step in todo], tx.effects
             except IntegrityError:
@@ -86,9 +104,18 @@ class Machine:
         if batch:
             self.publisher.job_updates(batch, owner)  # type: ignore[arg-type]
         for row in effects.send:
-            self.send(row)
+            self.enqueue(row)
         for key in dict.fromkeys(effects.wake):
             self.wake(key)
+        for hook in self._after_final if effects.final else ():
+            try:
+                hook(effects.final)
+            except Exception:  # the moves are committed; whoever needs the hook has a sweep behind it
+                log.exception("an after-final hook failed", extra={"job_ids": effects.final})
+
+    def enqueue(self, job: Row | dict[str, Any]) -> bool:
+        """The job's message goes out: through the gate when the machine has one, else ``send`` at once."""
+        return self._gate(self, job) if self._gate is not None else self.send(job)
 
     def send(self, job: Row | dict[str, Any]) -> bool:
         """Send the job's message; on a broker error flag it for the maintenance loop instead of losing it."""
@@ -105,16 +132,35 @@ class Machine:
 
     def set_unsent(self, job_id: str, unsent: bool) -> None:
         """Flag (or clear, once its message is on the broker) a job whose message must be sent again."""
-        with write_gate(self._url), self._engine.begin() as conn:
+        with write_gate(self.url), self.engine.begin() as conn:
             conn.execute(st.SET_UNSENT, {"b_id": job_id, "b_unsent": unsent})
 
     # ----- the moves -----------------------------------------------------------------------------
 
-    def submit(self, conn: Connection, row: dict[str, Any]) -> None:
-        """A new job (``queued`` or ``scheduled``) and its first event, in the caller's transaction (the
-        submit's limits are checked under its owner's lock there); the caller publishes and sends."""
-        assert row["status"] in CREATED, row["status"]
-        Tx(conn, row["created_at"]).insert_job(row)
+    def submit(self, conn: Connection, *rows: dict[str, Any]) -> None:
+        """New jobs (``queued``, ``scheduled``, or ``blocked`` workflow steps) and their first events, in
+        the caller's transaction (the submit's limits are checked under its owner's lock there); the
+        caller publishes and sends."""
+        assert all(row["status"] in CREATED for row in rows), [row["status"] for row in rows]
+        if rows:
+            Tx(conn, rows[0]["created_at"]).insert_jobs(rows)
+
+    def debounce(
+        self,
+        conn: Connection,
+        now: datetime,
+        user_id: int,
+        job_type: str,
+        key: str,
+        params: dict[str, Any],
+        concurrency_key: str | None,
+        due: datetime,
+        message: str,
+    ) -> Row | None:
+        """A repeat submit moves the owner's scheduled job with the debounce ``key`` (see
+        ``steps.debounce``), in the caller's transaction (under the submit's lock); the caller commits
+        and publishes."""
+        return steps.debounce(user_id, job_type, key, params, concurrency_key, due, message)(Tx(conn, now))
 
     def claim(
         self, job_id: str, worker: str, pid: int | None, now: datetime | None = None, publish: bool = True
@@ -189,7 +235,7 @@ class Machine:
     # ----- sweeps: many jobs, one commit each (a racing sweeper moves each job once) --------------
 
     def _ids(self, stmt: Any) -> list[str]:
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             return list(conn.execute(stmt).scalars())
 
     def release_due(self, now: datetime | None = None, batch: int = defaults.RELEASE_BATCH) -> int:
@@ -268,7 +314,7 @@ class Machine:
     def _delete_in_batches(self, table: Any, *conditions: Any) -> int:
         total = 0
         while ids := self._ids(select(table.c.id).where(*conditions).limit(defaults.CLEANUP_BATCH_ROWS)):
-            with write_gate(self._url), self._engine.begin() as conn:
+            with write_gate(self.url), self.engine.begin() as conn:
                 conn.execute(delete(table).where(table.c.id.in_(ids), *conditions))
             total += len(ids)
         return total
@@ -277,10 +323,10 @@ class Machine:
         """Whether a running job's body should stop: a cancel was asked, or it is not running any more.
 
         A read (no write lock, no commit): what a report held between writes costs."""
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             row = conn.execute(st.SHOULD_STOP, {"b_id": job_id}).first()
         return row is None or bool(row.cancel_requested) or row.status != Status.RUNNING.value
 
     def status_of(self, job_id: str) -> str | None:
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             return conn.execute(select(JOBS.c.status).where(JOBS.c.id == job_id)).scalar()

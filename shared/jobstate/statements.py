@@ -14,6 +14,7 @@ from sqlalchemy import Update, bindparam, delete, func, insert, select, update
 
 from shared.jobstate.table import MOVES
 from shared.models import Job, JobAttempt, JobEvent, JobSlot
+from shared.states import FINISHED, Status
 
 JOBS = Job.__table__
 EVENTS = JobEvent.__table__
@@ -45,6 +46,8 @@ SLOTS_HELD = (
 def _update(move: str, *where: Any, **values: Any) -> Update:
     entry = MOVES[move]
     target = {"status": entry.target.value} if entry.target is not None else {}
+    if Status.QUEUED in entry.sources and entry.target not in (None, Status.QUEUED):
+        target["held"] = False  # fair share's flag means something only while the job is queued
     return (
         update(JOBS)
         .where(JOBS.c.id == _p("id", JOBS.c.id), JOBS.c.status.in_([s.value for s in entry.sources]), *where)
@@ -76,7 +79,22 @@ STATEMENTS: dict[str, Update] = {
     "block": _update("block", JOBS.c.concurrency_key.is_not(None), message="Waiting for a free slot"),
     "defer": _update("defer", needs_dispatch=True, scheduled_at=DUE, message=MESSAGE),
     "wake": _update("wake", message="Queued (slot free)"),
+    # Still due when it is written: a debounced repeat may have moved the run time since the sweep's read.
     "release_due": _update("release_due", JOBS.c.scheduled_at <= NOW, message="Queued"),
+    # A workflow step waits on its dependencies with its concurrency key on its step row: it gets it back.
+    "release_step": _update(
+        "release_step",
+        JOBS.c.workflow_id.is_not(None),
+        concurrency_key=_p("key", JOBS.c.concurrency_key),
+        message=MESSAGE,
+    ),
+    "debounce": _update(
+        "debounce",
+        params=_p("params", JOBS.c.params),
+        concurrency_key=_p("key", JOBS.c.concurrency_key),
+        scheduled_at=DUE,
+        message=MESSAGE,
+    ),
     "report": _update("report", FENCE, progress=_p("progress", JOBS.c.progress), message=MESSAGE),
     "request_cancel": _update(
         "request_cancel",
@@ -139,6 +157,21 @@ STATEMENTS: dict[str, Update] = {
     "discard_dead": _update("discard_dead", JOBS.c.discarded_at.is_(None), discarded_at=NOW, message=MESSAGE),
 }
 
+# The statement of a move that is not named after it (a variant of the move).
+MOVE_OF: dict[str, str] = {name: name for name in STATEMENTS} | {
+    "claim_keyed": "claim",
+    "recover_canceled_asked": "recover_canceled",
+}
+# Statements whose move ends the job (the after-final hooks run for the jobs they move).
+ENDS_JOB = frozenset(name for name, move in MOVE_OF.items() if MOVES[move].target in FINISHED)
+
+# The owner's scheduled job of a type with a debounce key (at most one: uq_jobs_debounce_scheduled).
+DEBOUNCED = select(JOBS.c.id).where(
+    JOBS.c.user_id == _p("user", JOBS.c.user_id),
+    JOBS.c.type == _p("type", JOBS.c.type),
+    JOBS.c.debounce_key == _p("key", JOBS.c.debounce_key),
+    JOBS.c.status.in_([s.value for s in MOVES["debounce"].sources]),
+)
 INSERT_JOB = insert(JOBS)
 ADD_EVENT = insert(EVENTS)
 OPEN_ATTEMPT = insert(ATTEMPTS)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from shared.jobstate import statements as st
 from shared.jobstate.statements import JOBS, SLOTS
 from shared.jobstate.table import MOVES
 from shared.jobstate.tx import Held, Row, Tx
@@ -222,6 +223,43 @@ def release_due(job_id: str) -> Step:
         if row is not None:
             tx.effects.send.append(row)
         return row
+
+    return step
+
+
+def release_step(job_id: str, concurrency_key: str | None, message: str) -> Step:
+    """A workflow step whose dependencies are done: blocked -> queued with its concurrency key, and sent."""
+
+    def step(tx: Tx) -> Row | None:
+        row = tx.move("release_step", job_id, key=concurrency_key, message=message)
+        if row is not None:
+            tx.effects.send.append(row)
+        return row
+
+    return step
+
+
+def debounce(
+    user_id: int,
+    job_type: str,
+    key: str,
+    params: dict[str, Any],
+    concurrency_key: str | None,
+    due: datetime,
+    message: str,
+) -> Step:
+    """The owner's scheduled job of ``job_type`` with the debounce ``key`` stays scheduled with ``params``
+    and run time ``due``; None when there is none (it was released or canceled: a new one is created). Its
+    update is the caller's to publish (it answers the submit with it)."""
+
+    def step(tx: Tx) -> Row | None:
+        found = {"b_user": user_id, "b_type": job_type, "b_key": key}
+        job_id = tx.conn.execute(st.DEBOUNCED, found).scalar()
+        if job_id is None:
+            return None
+        return tx.move(
+            "debounce", job_id, publish=False, params=params, key=concurrency_key, due=due, message=message
+        )
 
     return step
 

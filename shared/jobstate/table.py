@@ -4,6 +4,9 @@ Every write of a job's status goes through one of these moves (``shared.jobstate
 statement (``shared.jobstate.statements``) reads its ``WHERE status IN (...)`` from here, so a move the
 table does not allow cannot happen, and two processes racing on the same job cannot both win. A move
 whose ``target`` is None keeps the status (a progress report, a cancel request, a deferral).
+
+Fair share's ``held`` flag (a queued job kept in the database for its owner's turn) means something only
+while the job is ``queued``: every move out of ``queued`` clears it (``statements``).
 """
 
 from __future__ import annotations
@@ -35,12 +38,16 @@ MOVES: dict[str, Move] = _moves(
     # created
     ("submit", set(), S.QUEUED),
     ("schedule", set(), S.SCHEDULED),
+    ("submit_waiting", set(), S.BLOCKED),  # a workflow step created waiting for the steps it runs after
+    # waiting
+    ("debounce", {S.SCHEDULED}, None),  # a repeat submit with its debounce key: new params and run time
     # starting
     ("claim", {S.QUEUED}, S.RUNNING),
     ("block", {S.QUEUED}, S.BLOCKED),  # its concurrency key has no free slot
     ("defer", {S.QUEUED}, None),  # a rate limit said wait: sent again later, no attempt used
     ("wake", {S.BLOCKED}, S.QUEUED),  # a slot of its key freed
     ("release_due", {S.SCHEDULED, S.RETRYING}, S.QUEUED),
+    ("release_step", {S.BLOCKED}, S.QUEUED),  # a workflow step whose dependencies are done
     # running (fenced by the attempt number the worker claimed)
     ("report", {S.RUNNING}, None),
     ("request_cancel", {S.RUNNING}, None),
@@ -56,7 +63,8 @@ MOVES: dict[str, Move] = _moves(
     ("recover_canceled", {S.RUNNING}, S.CANCELED),  # a cancel was asked or its task was revoked
     ("reap_stale", {S.RUNNING}, S.FAILED),  # silent for hours: presumed stuck
     # not started
-    ("cancel_waiting", WAITING, S.CANCELED),  # a user's cancel, a parent's cancel, the retention reaper
+    # a user's cancel, a parent's cancel, the retention reaper, a workflow step a failed dependency cancels
+    ("cancel_waiting", WAITING, S.CANCELED),
     ("revoke", WAITING | {S.RUNNING}, S.CANCELED),  # a Celery revoke that ended the process
     # dead letters
     ("retry_dead", {S.FAILED}, S.QUEUED),

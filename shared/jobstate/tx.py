@@ -35,13 +35,15 @@ def clip(message: str) -> str:
 
 @dataclass
 class Effects:
-    """What follows a commit, in order: publish the updates, send the messages, wake the keys."""
+    """What follows a commit, in order: publish the updates, send the messages, wake the keys, then tell
+    the after-final hooks which jobs ended."""
 
     # (a moved row, or a held job:update message; its owner's id): rows are turned into their message
     # after the commit (the write lock is not held for it)
     publish: list[tuple[Row | dict[str, Any], int]] = field(default_factory=list)
     send: list[Row] = field(default_factory=list)  # through the outage-safe path
     wake: list[str] = field(default_factory=list)  # concurrency keys a slot of which was freed
+    final: list[str] = field(default_factory=list)  # ids of the jobs that became final
 
 
 class Tx:
@@ -78,6 +80,8 @@ class Tx:
             self.conn.execute(st.ADD_EVENT, list(events))
         self.effects.publish.extend((update, row.user_id) for update in updates)
         self.conn.execute(st.ADD_EVENT, event_row(row.id, row.status, row.progress, row.message, self.now))
+        if statement in st.ENDS_JOB:
+            self.effects.final.append(row.id)
         if publish:
             self.publish(row)
         return row
@@ -85,10 +89,12 @@ class Tx:
     def publish(self, row: Row) -> None:
         self.effects.publish.append((row, row.user_id))
 
-    def insert_job(self, row: dict[str, Any]) -> None:
-        self.conn.execute(st.INSERT_JOB, row)
+    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> None:
+        """New jobs and their first events (one statement each, however many jobs)."""
+        self.conn.execute(st.INSERT_JOB, list(rows))
         self.conn.execute(
-            st.ADD_EVENT, event_row(row["id"], row["status"], row["progress"], row["message"], self.now)
+            st.ADD_EVENT,
+            [event_row(r["id"], r["status"], r.get("progress", 0), r["message"], self.now) for r in rows],
         )
 
     # ----- attempts and slots --------------------------------------------------------------------

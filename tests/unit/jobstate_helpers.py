@@ -8,17 +8,29 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from shared.db import get_sessionmaker
-from shared.models import Job, JobAttempt, JobEvent, JobSlot, new_id, utcnow
+from shared.models import Job, JobAttempt, JobEvent, JobSlot, Workflow, new_id, utcnow
 
 # Attempt rows of an attempt given back (the job did not use it up).
 GIVEN_BACK = ("requeued", "postponed")
+
+
+def add_workflow(url: str, user_id: int) -> str:
+    """A running workflow (for jobs that are its steps)."""
+    with get_sessionmaker(url)() as session:
+        workflow = Workflow(user_id=user_id, status="running")
+        session.add(workflow)
+        session.commit()
+        return workflow.id
 
 
 def add_job(
     url: str, user_id: int, status: str, now: datetime | None = None, slot: int = 0, **values: Any
 ) -> str:
     """A job in ``status`` as the machine would have left it: a running one with its open attempt (and
-    slot, if keyed), a retrying/failed/succeeded one with its closed attempt; and its last event."""
+    slot, if keyed), a retrying/failed/succeeded one with its closed attempt; and its last event.
+    ``step=True``: a step of a new workflow."""
+    if values.pop("step", False):
+        values["workflow_id"] = add_workflow(url, user_id)
     now = now or utcnow()
     running = status == "running"
     ran = status in ("running", "retrying", "failed", "succeeded")
@@ -75,14 +87,18 @@ def snapshot(url: str, job_id: str) -> dict[str, Any]:
         ).all()
         return {
             "status": job.status,
+            "held": job.held,
+            "params": job.params,
+            "scheduled_at": job.scheduled_at,
             "updated_at": job.updated_at,
             "events": [(e.status, e.message) for e in events],
         }
 
 
 def broken_invariants(url: str, job_ids: list[str] | None = None) -> list[str]:
-    """Every job (or those of ``job_ids``): not running -> no open attempt and no slot; its last event
-    has its status; ``attempts`` = the attempt rows that ran (given-back ones excluded)."""
+    """Every job (or those of ``job_ids``): not running -> no open attempt and no slot; not queued -> not
+    held for fair share; its last event has its status; ``attempts`` = the attempt rows that ran
+    (given-back ones excluded)."""
     problems = []
     with get_sessionmaker(url)() as session:
         jobs = select(Job) if job_ids is None else select(Job).where(Job.id.in_(job_ids))
@@ -110,6 +126,8 @@ def broken_invariants(url: str, job_ids: list[str] | None = None) -> list[str]:
                 problems.append(f"{job.id} running with {open_attempts} open attempts")
             if job.status != "running" and slots:
                 problems.append(f"{job.id} {job.status} holds {slots} slot(s)")
+            if job.status != "queued" and job.held:
+                problems.append(f"{job.id} {job.status} is still held for its fair-share turn")
             if last != job.status:
                 problems.append(f"{job.id} is {job.status} but its last event says {last}")
             if job.attempts != ran:

@@ -3,7 +3,9 @@
 Two workers (``w1``, ``w2``) claim, report, succeed and fail; users cancel; the maintenance loop
 recovers lost processes, releases due jobs and wakes blocked ones; operators retry dead letters; the
 reaper fails stuck jobs. Half the jobs share one concurrency key of limit 1. Writes of a stale attempt
-(a worker fenced out by a recovery) are tried too: they must change nothing.
+(a worker fenced out by a recovery) are tried too: they must change nothing. Jobs are also created as
+workflow steps waiting for their dependencies (released or canceled by the settler's moves) and as
+debounced scheduled jobs (moved by repeats); fair share holds queued ones for their turn.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from sqlalchemy import select
 from shared.accounts import Accounts
 from shared.db import forget_engines, get_engine, get_sessionmaker
 from shared.dispatch import NoDispatch
+from shared.fairshare import HOLD
 from shared.jobstate import Machine, steps
 from shared.models import Job, new_id, utcnow
 from shared.publisher import NullPublisher
-from tests.unit.jobstate_helpers import broken_invariants
+from tests.unit.jobstate_helpers import add_workflow, broken_invariants
 
 WORKERS = {"w1": 101, "w2": 202}
 BOOM = {"type": "Boom", "message": "boom"}
@@ -54,28 +57,65 @@ def test_random_sequences_of_moves_keep_the_invariants(tmp_path, sqlite_template
                 assert found is not None
                 return found
 
-        @rule(target=jobs, keyed=st.booleans(), attempts=st.integers(1, 3))
-        def submit(self, keyed: bool, attempts: int) -> str:
+        @rule(
+            target=jobs,
+            keyed=st.booleans(),
+            attempts=st.integers(1, 3),
+            kind=st.sampled_from(["queued", "step", "debounced"]),
+        )
+        def submit(self, keyed: bool, attempts: int, kind: str) -> str:
+            """A job, a workflow step waiting for its dependencies, or a debounced scheduled job."""
             now = utcnow()
+            status = {"queued": "queued", "step": "blocked", "debounced": "scheduled"}[kind]
+            debounce_key = f"d{next(examples)}" if kind == "debounced" else None
             row = {
                 "id": new_id(),
                 "user_id": self.user_id,
                 "type": "diagnostics.probe",
-                "status": "queued",
+                "status": status,
                 "progress": 0,
-                "message": "Queued",
+                "message": status,
                 "queue": "default",
                 "attempts": 0,
                 "max_attempts": attempts,
                 "params": {},
-                "concurrency_key": "k" if keyed else None,
+                "concurrency_key": "k" if keyed and kind != "step" else None,
                 "concurrency_limit": 1 if keyed else None,
+                "workflow_id": add_workflow(self.url, self.user_id) if kind == "step" else None,
+                "debounce_key": debounce_key,
+                "scheduled_at": now + timedelta(seconds=30) if debounce_key else None,
                 "created_at": now,
                 "updated_at": now,
             }
             with get_engine(self.url).begin() as conn:
                 self.machine.submit(conn, row)
             return row["id"]
+
+        @rule(job_id=jobs, keyed=st.booleans(), cancel=st.booleans())
+        def settle_step(self, job_id: str, keyed: bool, cancel: bool) -> None:
+            """A workflow's settler: the step's dependencies are done (or one failed and cancels it)."""
+            if cancel:
+                self.machine.commit(steps.cancel_waiting(job_id, "Canceled: step a failed"))
+            else:
+                self.machine.commit(steps.release_step(job_id, "k" if keyed else None, "Queued"))
+
+        @rule(job_id=jobs)
+        def repeat_submit(self, job_id: str) -> None:
+            """A repeat submit with the job's debounce key moves it (while it is scheduled)."""
+            current = self.job(job_id)
+            if current.debounce_key is not None:
+                due = utcnow() + timedelta(seconds=60)
+                self.machine.commit(
+                    steps.debounce(
+                        self.user_id, current.type, current.debounce_key, {"n": 2}, None, due, "Moved"
+                    )
+                )
+
+        @rule(job_id=jobs)
+        def hold(self, job_id: str) -> None:
+            """Fair share holds a queued job for its owner's turn (not a move: its flag only)."""
+            with get_engine(self.url).begin() as conn:
+                conn.execute(HOLD, {"b_except": job_id})
 
         @rule(job_id=jobs, worker=st.sampled_from(sorted(WORKERS)))
         def claim(self, job_id: str, worker: str) -> None:
