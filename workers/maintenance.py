@@ -258,7 +258,7 @@ class Maintenance:
                 self.lifecycle.machine.set_unsent(job.id, False)
 
     def refill_fair_share(self) -> None:
-        fairshare.refill_all(self.sessions, self.lifecycle.dispatcher)
+        fairshare.refill_all(self.lifecycle.machine)
 
     def follow_pauses(self) -> None:
         paused = self.queue_control.paused()
