@@ -154,19 +154,9 @@ class Settler:
             decision = decide([_state(r) for r in rows])
             if not decision:
                 return
-            self.machine.commit(*self._moves(workflow_id, decision, {r.job_id: r for r in rows}))
+            self.machine.commit(*_moves(workflow_id, decision, {r.job_id: r for r in rows}))
             if decision.final_status:
                 return
-
-    def _moves(self, workflow_id: str, decision: Decision, rows: dict[str, Any]) -> list[Step]:
-        todo = [_once(job_id, steps.cancel_waiting(job_id, message)) for job_id, message in decision.cancel]
-        todo += [
-            _once(job_id, steps.release_step(job_id, rows[job_id].held_concurrency_key, RELEASED))
-            for job_id in decision.release
-        ]
-        if decision.final_status:
-            todo.append(_close(workflow_id, decision.final_status))
-        return todo
 
     def sweep(self, batch: int = defaults.WORKFLOW_SWEEP_BATCH) -> int:
         """Settle the running workflows the rules say have something to do, ``batch`` at a time: one read
@@ -189,6 +179,18 @@ class Settler:
         for workflow_id in due:
             self.settle_workflow(workflow_id)
         return len(due)
+
+
+def _moves(workflow_id: str, decision: Decision, rows: dict[str, Any]) -> list[Step]:
+    """The decision as steps of one commit: cancels first, then releases, then the workflow's close."""
+    todo = [_once(job_id, steps.cancel_waiting(job_id, message)) for job_id, message in decision.cancel]
+    todo += [
+        _once(job_id, steps.release_step(job_id, rows[job_id].held_concurrency_key, RELEASED))
+        for job_id in decision.release
+    ]
+    if decision.final_status:
+        todo.append(_close(workflow_id, decision.final_status))
+    return todo
 
 
 def _take(conn: Connection, job_id: str, now: datetime) -> bool:
