@@ -53,7 +53,7 @@ task_send_sent_event = False
 task_queues = [Queue(name, routing_key=name) for name in ("critical", "high", "default", "low")]
 task_default_queue = "default"
 # A submit during a broker outage gives up quickly: the job is committed and flagged, and the workers'
-# maintenance loop sends it once Redis answers again (see shared.lifecycle.safe_send).
+# maintenance loop sends it once Redis answers again (see shared.jobstate.Machine.send).
 task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 worker_hijack_root_logger = False

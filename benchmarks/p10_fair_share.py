@@ -90,7 +90,7 @@ def one_mode(stack: h.Stack, args: Any, redis_url: str, fair: bool) -> dict[str,
         with sessions() as session:  # what the submits past the bound leave: held, no message
             session.execute(update(Job).values(held=True))
             session.commit()
-        fairshare.refill(sessions, dispatcher, "default")
+        fairshare.refill(jobs.machine, "default")
     else:
         ids, _, _ = h.prefill_questboard(db_url, redis_url, a_id, args.backlog)
     env = stack.env(redis_url, db_url, QUESTBOARD_FAIR_SHARE=os.environ["QUESTBOARD_FAIR_SHARE"])

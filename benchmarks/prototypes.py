@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 # The first session's prototypes (core-sql, coalesce-progress, no-task-events, no-reserved-set) were adopted
-# in the product (shared/hotpath.py, shared/progressbuffer.py, celeryconfig.py, workers/reserved.py); their
+# in the product (shared/jobstate/, shared/progressbuffer.py, celeryconfig.py, workers/reserved.py); their
 # measurements stay in BENCHMARKS.md. What is left here are upper bounds: what removing a piece would gain.
 PROTOTYPES: dict[str, dict[str, Any]] = {
     "no-publish": {

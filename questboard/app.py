@@ -61,7 +61,7 @@ class Questboard:
     @cached_property
     def jobs(self) -> JobService:
         """Submits, lists and cancels for people, under the per-user limits of the settings."""
-        return JobService(
+        jobs = JobService(
             self.database_url,
             self.registry,
             self.publisher,
@@ -69,6 +69,8 @@ class Questboard:
             user_job_limit=self.settings.user_job_limit,
             user_queued_limit=self.settings.user_queued_limit,
         )
+        jobs.machine.after_final(self._settle)  # a canceled step releases or cancels what waited on it
+        return jobs
 
     @cached_property
     def system(self) -> SystemJobs:
@@ -83,7 +85,14 @@ class Questboard:
     @cached_property
     def lifecycle(self) -> Lifecycle:
         """A job's run as the worker records it (claim, progress, outcome)."""
-        return Lifecycle(self.database_url, self.publisher, self.dispatcher)
+        lifecycle = Lifecycle(self.database_url, self.publisher, self.dispatcher)
+        lifecycle.machine.after_final(self._settle)  # a step that ended releases what waited on it
+        return lifecycle
+
+    def _settle(self, job_ids: list[str]) -> None:
+        """The workflows' after-final hook (every job that ends; one read for jobs of no workflow). A lost
+        one is caught up by the workflows' maintenance sweep."""
+        self.workflows.settler.settle(job_ids)
 
     @cached_property
     def operations(self) -> Operations:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, NotFound
+from shared.jobstate import Machine
 from shared.jobtypes import JobType
-from shared.models import Job, JobAttempt, utcnow
+from shared.models import Job, JobAttempt
 from shared.publisher import Publisher
 from shared.serialize import iso, job_to_dict
 from shared.states import Status
-from shared.transitions import transition
 
 
 def attempt_to_dict(attempt: JobAttempt) -> dict[str, Any]:
@@ -42,6 +42,7 @@ class DeadLetters:
         self.registry = registry
         self.publisher = publisher
         self.dispatcher = dispatcher
+        self.machine = Machine(database_url, publisher, dispatcher)
 
     def _dead(self, job_type: str | None = None) -> Any:
         stmt = select(Job).where(Job.status == Status.FAILED.value, Job.discarded_at.is_(None))
@@ -66,56 +67,33 @@ class DeadLetters:
         with self._sessions() as session:
             return len(session.scalars(self._dead().with_only_columns(Job.id)).all())
 
-    def retry(self, job_id: str) -> dict[str, Any]:
-        """failed -> queued with a fresh budget of attempts; the history of earlier attempts stays."""
+    def _dead_letter(self, job_id: str, action: str) -> Job:
         with self._sessions() as session:
             job = session.get(Job, job_id)
-            if job is None:
-                raise NotFound("No such job.")
-            if job.status != Status.FAILED.value or job.discarded_at is not None:
-                raise Conflict(
-                    f"Only failed jobs in the dead-letter set can be retried (this one is {job.status})."
-                )
-            spec = self.registry.get(job.type)
-            budget = spec.retry.max_attempts if spec else 1
-            updated = transition(
-                session,
-                job_id,
-                Status.QUEUED,
-                sources=[Status.FAILED],
-                max_attempts=job.attempts + budget,
-                finished_at=None,
-                error=None,
-                progress=0,
-                cancel_requested=False,
-                message="Retried by an operator",
+        if job is None:
+            raise NotFound("No such job.")
+        if job.status != Status.FAILED.value or job.discarded_at is not None:
+            raise Conflict(
+                f"Only failed jobs in the dead-letter set can be {action} (this one is {job.status})."
             )
-            if updated is None:
-                raise Conflict("The job changed meanwhile; look again.")
-            session.commit()
-            data = job_to_dict(updated)
-        self.publisher.job_update(data, updated.user_id)
-        self.dispatcher.send(updated.id, updated.type, updated.queue)
-        return data
+        return job
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        """failed -> queued with a fresh budget of attempts; the history of earlier attempts stays."""
+        job = self._dead_letter(job_id, "retried")
+        spec = self.registry.get(job.type)
+        updated = self.machine.retry_dead(job_id, spec.retry.max_attempts if spec else 1)
+        if updated is None:
+            raise Conflict("The job changed meanwhile; look again.")
+        return job_to_dict(updated)
 
     def discard(self, job_id: str) -> dict[str, Any]:
         """Take a failed job out of the dead-letter set (it stays ``failed`` in the history)."""
-        with self._sessions() as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                raise NotFound("No such job.")
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == Status.FAILED.value, Job.discarded_at.is_(None))
-                .values(discarded_at=utcnow(), message="Discarded by an operator")
-            )
-            if result.rowcount != 1:
-                raise Conflict(
-                    f"Only failed jobs in the dead-letter set can be discarded (this one is {job.status})."
-                )
-            session.commit()
-            session.refresh(job)
-            return job_to_dict(job)
+        self._dead_letter(job_id, "discarded")
+        updated = self.machine.discard_dead(job_id)
+        if updated is None:
+            raise Conflict("The job changed meanwhile; look again.")
+        return job_to_dict(updated)
 
     def _ids(self, job_type: str) -> list[str]:
         with self._sessions() as session:

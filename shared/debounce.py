@@ -3,15 +3,15 @@
 
 The first submit creates the job ``scheduled`` at now + ``debounce_seconds``. A repeat from the same owner
 for the same type and key, while that job is still ``scheduled``, replaces its params and moves its run time
-to now + ``debounce_seconds`` (one conditional UPDATE); the caller answers 200 with that job and nothing new
-is enqueued. Once the job has been released (queued, running, finished) or canceled, a repeat starts a new
-one. Race safety:
+to now + ``debounce_seconds`` (the state machine's ``debounce`` move: one conditional UPDATE); the caller
+answers 200 with that job and nothing new is enqueued. Once the job has been released (queued, running,
+finished) or canceled, a repeat starts a new one. Race safety:
 
 - submits of one owner are serialised by the submit guard (``shared.jobs``), and the partial unique index
   ``uq_jobs_debounce_scheduled`` keeps at most one scheduled job per (owner, type, key) whatever happens;
-- the release of due jobs (``shared.releasing``) only takes a job whose ``scheduled_at`` has passed, in the
-  same conditional UPDATE, so a repeat that moved the run time a moment earlier is never released early;
-  a repeat that loses to the release finds no scheduled job and creates the next one.
+- the release of due jobs (the machine's ``release_due``) only takes a job whose ``scheduled_at`` has
+  passed, in the same conditional UPDATE, so a repeat that moved the run time a moment earlier is never
+  released early; a repeat that loses to the release finds no scheduled job and creates the next one.
 
 Decisions: ``debounce_seconds`` sets the run time, so ``delay_seconds`` and ``run_at`` are refused with it
 (422); a unique-while-active type already collapses repeats and is refused too; an ``idempotency_key`` is
@@ -23,20 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from shared import defaults
 from shared.errors import InvalidRequest
+from shared.jobstate import Machine, Row
 from shared.jobtypes import JobType
-from shared.models import Job, JobEvent
-from shared.states import Status
-
-JOBS = Job.__table__
-EVENTS = JobEvent.__table__
 
 
 @dataclass(frozen=True)
@@ -89,38 +83,18 @@ def debounce_for(
 
 
 def push_back(
-    session: Session,
+    machine: Machine,
+    conn: Connection,
     user_id: int,
     job_type: str,
     debounce: Debounce,
     params: dict[str, Any],
     concurrency_key: str | None,
     now: datetime,
-) -> Job | None:
+) -> Row | None:
     """The owner's scheduled job of ``job_type`` with the key, now with ``params`` and run time moved to
-    now + ``seconds``; None when there is none (no burst yet, or it was released or canceled). The move is
-    kept in the job's timeline (one event, in the same transaction)."""
+    now + ``seconds`` (the machine's ``debounce`` move, in the submit's transaction ``conn``); None when
+    there is none (no burst yet, or it was released or canceled). The move is kept in the job's timeline."""
     due = debounce.due(now)
     message = f"Debounced: submitted again, now runs at {due:%H:%M:%S} UTC"
-    moved = (
-        update(JOBS)
-        .where(
-            JOBS.c.user_id == user_id,
-            JOBS.c.type == job_type,
-            JOBS.c.debounce_key == debounce.key,
-            JOBS.c.status == Status.SCHEDULED.value,
-        )
-        .values(
-            params=params, concurrency_key=concurrency_key, scheduled_at=due, message=message, updated_at=now
-        )
-        .returning(*JOBS.c)
-    )
-    row = session.execute(moved).mappings().one_or_none()
-    if row is None:
-        return None
-    session.execute(
-        insert(EVENTS).values(
-            job_id=row["id"], status=row["status"], progress=0, message=message, created_at=now
-        )
-    )
-    return SimpleNamespace(**row)  # type: ignore[return-value]
+    return machine.debounce(conn, now, user_id, job_type, debounce.key, params, concurrency_key, due, message)

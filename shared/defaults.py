@@ -149,6 +149,33 @@ ROLLUP_WINDOW_S = 24 * 60 * 60
 ROLLUP_RECOMPUTE_S = 5 * 60
 ROLLUP_INTERVAL_S = 30.0
 
+# Job states (shared.jobstate). A job's message (and a move's) is cut to this many characters.
+MESSAGE_MAX_CHARS = 2000
+# A claim that loses the race for its key's last slot (PostgreSQL) is run again this many times, then
+# the job waits blocked for a free slot.
+SLOT_RACE_RETRIES = 2
+# The maintenance loop releases at most this many due scheduled/retrying jobs per pass.
+RELEASE_BATCH = 200
+# ... and sends at most this many jobs whose dispatch failed per pass.
+SEND_PENDING_BATCH = 500
+# A running job's progress reports are written (and published) at most this often (seconds); held
+# reports that could not be written for GIVE_UP_AFTER_S are given up (the job's next move writes its state).
+PROGRESS_WRITE_EVERY_S = 0.25
+PROGRESS_GIVE_UP_AFTER_S = 60.0
+# A cancel the body did not honour at a progress point within this long (seconds) is enforced by ending
+# its pool process.
+CANCEL_GRACE_S = 1.5
+# A running job of a worker without a heartbeat is recovered once it has not changed for this long (s).
+ORPHAN_GRACE_S = 3.0
+# The reaper (cleanup.stale_jobs) fails a running job silent this long (seconds) by default.
+STALE_RUNNING_S = 6 * 3600
+# The cleanups delete in batches of this many rows; an export file of no known job is left alone this
+# long (seconds): its job may still be committing.
+CLEANUP_BATCH_ROWS = 500
+ORPHAN_EXPORT_FILE_GRACE_S = 3600
+# What a refused 11th job is told to wait before trying again (seconds).
+LIMIT_RETRY_AFTER_S = 5
+
 # Workflows (shared.workflows): at most this many steps in one workflow (a batch import of 500 rows needs
 # 501), and how often every worker's maintenance loop settles workflows whose after-commit hook was lost.
 WORKFLOW_MAX_STEPS = 1000

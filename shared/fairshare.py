@@ -31,12 +31,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import defaults
 from shared.db import write_gate
-from shared.dispatch import Dispatcher
+from shared.jobstate import Machine, Row
 from shared.jobtypes import QUEUES
 from shared.models import Job, utcnow
 from shared.settings import get_settings
 from shared.states import Status
-from shared.transitions import safe_send
 
 JOBS = Job.__table__
 _Q = bindparam("b_queue", type_=JOBS.c.queue.type)
@@ -78,6 +77,9 @@ USER_TURN = select(
     select(func.count()).select_from(JOBS).where(*SENT, JOBS.c.user_id == _U).scalar_subquery(),
     select(func.min(JOBS.c.created_at)).where(*HELD, JOBS.c.user_id == _U).scalar_subquery(),
 )
+# The ``held`` flag is fair share's own: holding or releasing a job changes no status (it stays ``queued``,
+# no event, nothing published), so these two are not moves of the state machine; every move out of
+# ``queued`` clears the flag (shared.jobstate.statements), and the real send is ``Machine.send``.
 HOLD = (
     update(JOBS).where(JOBS.c.id == _X, QUEUED, JOBS.c.held == false()).values(held=True).returning(JOBS.c.id)
 )
@@ -117,29 +119,30 @@ def _state(conn: Connection, queue: str, except_id: str = "") -> tuple[int, int,
     return in_flight, bound(running), bool(any_held)
 
 
-def send(sessions: sessionmaker[Session], dispatcher: Dispatcher, job: Job | dict[str, Any]) -> bool:
-    """Send the job's message now, or hold it for its owner's turn (False only when the broker failed)."""
+def send(machine: Machine, job: Row | dict[str, Any]) -> bool:
+    """Send the job's message now, or hold it for its owner's turn (False only when the broker failed):
+    the gate of the machines of the submits, the workers and the workflows (``Machine.enqueue``)."""
     job_id, job_type, queue = (
         (job["id"], job["type"], job["queue"]) if isinstance(job, dict) else (job.id, job.type, job.queue)
     )
     if enabled():
-        engine, url = _engine(sessions)
+        engine, url = machine.engine, machine.url
         with engine.connect() as conn:
             in_flight, limit, any_held = _state(conn, queue, job_id)
         if any_held or in_flight >= limit:
             with write_gate(url), engine.begin() as conn:
                 conn.execute(HOLD, {"b_except": job_id})
             _quiet_until.pop((url, queue), None)
-            refill(sessions, dispatcher, queue)  # the queue may have drained meanwhile
+            refill(machine, queue)  # the queue may have drained meanwhile
             return True
-    return safe_send(sessions, dispatcher, job)
+    return machine.send(job)
 
 
-def refill(sessions: sessionmaker[Session], dispatcher: Dispatcher, queue: str) -> int:
+def refill(machine: Machine, queue: str) -> int:
     """Send held jobs of ``queue``, in turns, until it is back at its bound. Returns how many were sent."""
     if not enabled():
         return 0
-    engine, url = _engine(sessions)
+    engine, url = machine.engine, machine.url
     if time.monotonic() < _quiet_until.get((url, queue), 0.0):
         return 0
     with engine.connect() as conn:  # the common case, read without any lock: nothing to do
@@ -159,13 +162,13 @@ def refill(sessions: sessionmaker[Session], dispatcher: Dispatcher, queue: str) 
         released = conn.execute(RELEASE, {"b_ids": ids, "b_now": utcnow()}).all() if ids else []
     order = {job_id: n for n, job_id in enumerate(ids)}
     for row in sorted(released, key=lambda r: order[r.id]):  # the broker's FIFO keeps the turns
-        safe_send(sessions, dispatcher, {"id": row.id, "type": row.type, "queue": row.queue})
+        machine.send({"id": row.id, "type": row.type, "queue": row.queue})
     return len(released)
 
 
-def refill_all(sessions: sessionmaker[Session], dispatcher: Dispatcher) -> int:
+def refill_all(machine: Machine) -> int:
     """The maintenance pass's safety net: refill every queue (covers a refill nobody triggered)."""
-    return sum(refill(sessions, dispatcher, queue) for queue in QUEUES)
+    return sum(refill(machine, queue) for queue in QUEUES)
 
 
 def held_counts(sessions: sessionmaker[Session]) -> dict[str, int]:

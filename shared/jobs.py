@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared import defaults, fairshare, hooks, submitrules
@@ -18,19 +18,15 @@ from shared.db import get_sessionmaker, write_gate
 from shared.debounce import debounce_for, push_back
 from shared.dispatch import Dispatcher
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound
+from shared.jobstate import Machine
 from shared.jobtypes import JobType
 from shared.models import Job, JobEvent, User, new_id, utcnow
 from shared.publisher import Publisher
 from shared.serialize import event_to_dict, job_to_dict
-from shared.states import ACTIVE, NOT_STARTED, Status
-from shared.transitions import transition
+from shared.states import ACTIVE, FINISHED, Status
 from shared.waiting import waiting_reason
-from shared.workflows.settle import Settler
 
 log = logging.getLogger("questboard.jobs")
-
-# What a refused 11th job is told to wait before trying again.
-LIMIT_RETRY_AFTER_S = 5
 
 JOBS = Job.__table__
 STEP_WAITING = and_(JOBS.c.status == Status.BLOCKED.value, JOBS.c.workflow_id.is_not(None))
@@ -45,8 +41,6 @@ COUNT_ACTIVE = (
     .where(JOBS.c.user_id == bindparam("b_user"), JOBS.c.status.in_([s.value for s in ACTIVE]))
     .where(~STEP_WAITING)  # workflow steps waiting on others do not count (contract §8)
 )
-INSERT_JOB = insert(JOBS)
-INSERT_EVENT = insert(JobEvent.__table__)
 
 
 def validation_fields(exc: ValidationError, prefix: str = "") -> dict[str, str]:
@@ -98,6 +92,7 @@ class JobService:
         self.registry = registry
         self.publisher = publisher
         self.dispatcher = dispatcher
+        self.machine = Machine(database_url, publisher, dispatcher, gate=fairshare.send)
         self.user_job_limit = user_job_limit
         self.user_queued_limit = user_queued_limit
         # SQLite has one write lock per database, and a writer that finds it taken sleeps in SQLite's busy
@@ -222,7 +217,9 @@ class JobService:
                     session.rollback()
                     return job_to_dict(existing), False
             if debounce is not None:  # a repeat within the window moves the scheduled job (shared.debounce)
-                moved = push_back(session, user.id, spec.name, debounce, clean, concurrency_key, now)
+                moved = push_back(
+                    self.machine, conn, user.id, spec.name, debounce, clean, concurrency_key, now
+                )
                 if moved is not None:
                     session.commit()
                     data = job_to_dict(moved)
@@ -240,7 +237,7 @@ class JobService:
                 raise LimitReached(
                     f"You already have {active} active jobs (the limit is {self.user_job_limit}). "
                     "Wait for one to finish or cancel one, then try again.",
-                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                    retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
             waiting = (
                 0 if system else conn.execute(submitrules.COUNT_WAITING, {"b_user": user.id}).scalar_one()
@@ -249,7 +246,7 @@ class JobService:
                 session.rollback()
                 raise LimitReached(
                     submitrules.queued_limit_message(waiting, cost, self.user_queued_limit),
-                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                    retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
             status = Status.SCHEDULED if scheduled else Status.QUEUED
             row = {
@@ -277,17 +274,7 @@ class JobService:
                 "finished_at": None,
                 "updated_at": now,
             }
-            conn.execute(INSERT_JOB, row)
-            conn.execute(
-                INSERT_EVENT,
-                {
-                    "job_id": row["id"],
-                    "status": row["status"],
-                    "progress": 0,
-                    "message": row["message"],
-                    "created_at": now,
-                },
-            )
+            self.machine.submit(conn, row)
             session.commit()
             data = job_to_dict(SimpleNamespace(**row))  # type: ignore[arg-type]
         hooks.run_before_enqueue(data)
@@ -297,9 +284,9 @@ class JobService:
         return data, True
 
     def send(self, job: dict[str, Any]) -> bool:
-        """Send the job's message (or hold it for its owner's fair-share turn); a broker outage flags it for
-        the maintenance loop (never lost)."""
-        return fairshare.send(self._sessions, self.dispatcher, job)  # fair share: the gate (shared.fairshare)
+        """Send the job's message (or hold it for its owner's fair-share turn: the machine's gate); a broker
+        outage flags it for the maintenance loop (never lost)."""
+        return self.machine.enqueue(job)
 
     @staticmethod
     def _active_unique(session: Session, user_id: int, job_type: str, unique_key: str) -> Job | None:
@@ -318,39 +305,13 @@ class JobService:
         """Not started: canceled at once. Running: flagged; the worker stops it at its next step."""
         with self._sessions() as session:
             job = self._visible(session, user, job_id)
-            if Status(job.status) in NOT_STARTED:
-                now = utcnow()
-                updated = transition(
-                    session,
-                    job_id,
-                    Status.CANCELED,
-                    sources=NOT_STARTED,
-                    now=now,
-                    finished_at=now,
-                    message=f"Canceled by {user.email}",
-                )
-                if updated is not None:
-                    session.commit()
-                    data = job_to_dict(updated)
-                    self.publisher.job_update(data, updated.user_id)
-                    Settler(self._url, self.publisher, self.dispatcher).settle([job_id])  # workflow hook
-                    return data
-                session.rollback()
-                job = self._visible(session, user, job_id)  # it moved on meanwhile: look again
-            if job.status == Status.RUNNING.value:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.status == Status.RUNNING.value)
-                    .values(
-                        cancel_requested=True,
-                        cancel_requested_at=utcnow(),
-                        message="Cancel requested",
-                        updated_at=utcnow(),
-                    )
-                )
-                session.commit()
-                session.refresh(job)
-                data = job_to_dict(job)
-                self.publisher.job_update(data, job.user_id)
-                return data
+        if Status(job.status) in FINISHED:
             raise Conflict(f"The job has already finished ({job.status}).")
+        moved = self.machine.stop(job_id, f"Canceled by {user.email}")
+        if moved is not None:
+            return job_to_dict(moved)
+        with self._sessions() as session:  # it moved on meanwhile (or a cancel was already asked)
+            job = self._visible(session, user, job_id)
+        if job.status == Status.RUNNING.value:
+            return job_to_dict(job)
+        raise Conflict(f"The job has already finished ({job.status}).")

@@ -1,13 +1,14 @@
 """A running job's progress reports (and its ``running`` update) between database writes.
 
 A running job's row and events are written, and its live updates published, at most once per
-``WRITE_EVERY_S``: by the first report after that, by the job's next state change (in the same
-transaction and the same publish round trip: a quick job costs two transactions and one round trip
-instead of two plus one per report, and three round trips), or by a flusher thread once the interval has
-passed. So the live view and a refresh both follow a job within ``WRITE_EVERY_S``, and nothing is lost:
-every held report becomes its own event (with its own timestamp, in order, before the event that follows
-it) and its own ``job:update`` message. A held report still reads whether a cancel was asked (a SELECT:
-no write lock, no commit), so a body stops at its first report after the request, as with a write.
+``PROGRESS_WRITE_EVERY_S`` (``shared.defaults``): by the first report after that, by the job's next
+state change (in the same transaction and the same publish round trip: a quick job costs two
+transactions and one round trip instead of two plus one per report, and three round trips), or by a
+flusher thread once the interval has passed. So the live view and a refresh both follow a job within
+that interval, and nothing is lost: every held report becomes its own event (with its own timestamp, in
+order, before the event that follows it) and its own ``job:update`` message. A held report still reads
+whether a cancel was asked (a SELECT: no write lock, no commit), so a body stops at its first report
+after the request, as with a write.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared import defaults
+from shared.jobstate.tx import event_row
 from shared.models import Job
 from shared.serialize import job_to_dict
-
-WRITE_EVERY_S = 0.25
 
 log = logging.getLogger("questboard.lifecycle")
 
@@ -34,9 +35,6 @@ WriteProgress = Callable[[str, int, str, datetime, list[dict[str, Any]]], "Job |
 
 # (updates in order, their owner's id): publishes the job:update messages of one write in one round trip
 Publish = Callable[[list[dict[str, Any]], int], None]
-# Held reports of a job that could not be written for this long are given up (its final state is written
-# by its state change, or the job is recovered if its process dies).
-GIVE_UP_AFTER_S = 60.0
 
 
 @dataclass
@@ -62,7 +60,7 @@ class ProgressBuffer:
 
     def started(self, job: Job, published: bool = False) -> None:
         """The job was claimed (and written): its ``running`` update waits for the job's next write, or for
-        the flusher once ``WRITE_EVERY_S`` has passed, so a quick job's updates share one round trip."""
+        the flusher once the write interval has passed, so a quick job's updates share one round trip."""
         with self.lock:
             self._held[job.id] = _Held(
                 row=job, written_at=time.monotonic(), updates=[] if published else [job_to_dict(job)]
@@ -73,17 +71,9 @@ class ProgressBuffer:
         """Apply a report; whether the body should stop (a cancel was asked, or the job is not running)."""
         with self.lock:
             held = self._held.get(job_id)
-            if held is None or time.monotonic() - held.written_at >= WRITE_EVERY_S:
+            if held is None or time.monotonic() - held.written_at >= defaults.PROGRESS_WRITE_EVERY_S:
                 return self._write_now(job_id, percent, message, now, held)
-            held.events.append(
-                {
-                    "job_id": job_id,
-                    "status": held.row.status,
-                    "progress": percent,
-                    "message": message,
-                    "created_at": now,
-                }
-            )
+            held.events.append(event_row(job_id, held.row.status, percent, message, now))
             held.row.progress, held.row.message, held.row.updated_at = percent, message, now
             held.updates.append(job_to_dict(held.row))
             self._ensure_flusher()
@@ -132,7 +122,7 @@ class ProgressBuffer:
                 # No notify per report (a thread switch per job costs more than the write it saves): the
                 # flusher looks again when the next held report is due, and every half interval anyway.
                 due_in = self._flush_due()
-                self._wakeup.wait(WRITE_EVERY_S / 2 if due_in is None else due_in)
+                self._wakeup.wait(defaults.PROGRESS_WRITE_EVERY_S / 2 if due_in is None else due_in)
 
     def _flush_due(self) -> float | None:
         """Write reports held longer than the interval; seconds until the next is due (None: none held)."""
@@ -141,7 +131,7 @@ class ProgressBuffer:
         for job_id, held in list(self._held.items()):
             if not held.events and not held.updates:
                 continue
-            left = held.written_at + WRITE_EVERY_S - now
+            left = held.written_at + defaults.PROGRESS_WRITE_EVERY_S - now
             if left > 0:
                 next_due = left if next_due is None else min(next_due, left)
                 continue
@@ -155,9 +145,13 @@ class ProgressBuffer:
                 if held.failing_since is None:
                     held.failing_since = now
                     log.warning("could not write held progress", extra={"job_id": job_id, "error": repr(exc)})
-                elif now - held.failing_since > GIVE_UP_AFTER_S:
+                elif now - held.failing_since > defaults.PROGRESS_GIVE_UP_AFTER_S:
                     del self._held[job_id]
                     continue
                 held.written_at = now
-                next_due = WRITE_EVERY_S if next_due is None else min(next_due, WRITE_EVERY_S)
+                next_due = (
+                    defaults.PROGRESS_WRITE_EVERY_S
+                    if next_due is None
+                    else min(next_due, defaults.PROGRESS_WRITE_EVERY_S)
+                )
         return next_due

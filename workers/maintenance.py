@@ -26,7 +26,7 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from shared import defaults, fairshare, redisurl
 from shared.db import forget_engines, get_sessionmaker
@@ -43,10 +43,6 @@ from workers.unacked import backlog, restore_unnoted, sweep_lost
 log = logging.getLogger("questboard.maintenance")
 
 BROKER_EPOCH_KEY = "questboard:broker-epoch"
-# A cancel the body did not honour at a progress point within this long is enforced by killing its process.
-CANCEL_GRACE_S = 1.5
-# A running job of a worker without a heartbeat is recovered once it has not changed for this long.
-ORPHAN_GRACE_S = 3.0
 
 _state: dict[str, Any] = {"queues": [], "paused_at_start": set()}
 
@@ -129,7 +125,7 @@ class Maintenance:
             return list(session.scalars(select(Job).where(Job.status == Status.RUNNING.value, *conditions)))
 
     def enforce_cancels(self) -> None:
-        deadline = utcnow() - timedelta(seconds=CANCEL_GRACE_S)
+        deadline = utcnow() - timedelta(seconds=defaults.CANCEL_GRACE_S)
         for job in self._running(
             Job.worker == self.hostname, Job.cancel_requested.is_(True), Job.cancel_requested_at <= deadline
         ):
@@ -185,7 +181,7 @@ class Maintenance:
         for key in dead_keys:
             self._resend_reserved(key, restored)
         self._noted_by_live, self._dead_seen = noted_by_live, self._dead_seen or bool(dead_keys)
-        stale = utcnow() - timedelta(seconds=ORPHAN_GRACE_S)
+        stale = utcnow() - timedelta(seconds=defaults.ORPHAN_GRACE_S)
         alive: dict[str, bool] = {}
         for job in self._running(Job.updated_at <= stale):
             worker = job.worker or ""
@@ -254,17 +250,15 @@ class Maintenance:
                         Job.status == Status.QUEUED.value,
                         or_(Job.scheduled_at.is_(None), Job.scheduled_at <= utcnow()),
                     )
-                    .limit(500)
+                    .limit(defaults.SEND_PENDING_BATCH)
                 )
             )
         for job in jobs:
             if self.lifecycle.send(job):  # cleared only once it is on the broker
-                with self.sessions() as session:
-                    session.execute(update(Job).where(Job.id == job.id).values(needs_dispatch=False))
-                    session.commit()
+                self.lifecycle.machine.set_unsent(job.id, False)
 
     def refill_fair_share(self) -> None:
-        fairshare.refill_all(self.sessions, self.lifecycle.dispatcher)
+        fairshare.refill_all(self.lifecycle.machine)
 
     def follow_pauses(self) -> None:
         paused = self.queue_control.paused()

@@ -14,7 +14,6 @@ from workers import (
     maintenance,  # noqa: F401  (connects the worker signals)
     recurring_jobs,  # noqa: F401  (the task beat sends: questboard.recurring)
     revokes,  # noqa: F401  (a Celery revoke of a job's task cancels the job)
-    workflow_steps,
 )
 from workers.celery_app import celery_app
 from workers.outcomes import JobFailed, report
@@ -24,7 +23,6 @@ from workers.runtime import run_job
 def _bind(spec: JobType) -> Callable[..., None]:
     def run(task: Task, job_id: str) -> None:
         outcome = run_job(spec, job_id, task.request.hostname or "worker")
-        workflow_steps.settle_after(job_id, outcome)  # workflow hook: release what waited on this job
         report(task, job_id, outcome)  # committed already; the task ends as the job did (Flower's state)
 
     run.__name__ = spec.name.replace(".", "_")

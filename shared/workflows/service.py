@@ -11,14 +11,11 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from shared import hooks, submitrules
+from shared import defaults, hooks, submitrules
 from shared.db import get_sessionmaker, write_gate
 from shared.errors import Conflict, InvalidRequest, JobCanceled, LimitReached, NotFound, PermanentError
 from shared.jobs import (
     COUNT_ACTIVE,
-    INSERT_EVENT,
-    INSERT_JOB,
-    LIMIT_RETRY_AFTER_S,
     SUBMIT_GUARD,
     JobService,
     validation_fields,
@@ -93,19 +90,19 @@ class Workflows:
                     f"You have {active} active jobs and this workflow starts {ready} at once; the limit "
                     f"is {self.jobs.user_job_limit} (steps waiting on others do not count). Wait for some "
                     "to finish or cancel some, then try again.",
-                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                    retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
             waiting = conn.execute(submitrules.COUNT_WAITING, {"b_user": user.id}).scalar_one()
             if waiting + cost > self.jobs.user_queued_limit:
                 raise LimitReached(
                     submitrules.queued_limit_message(waiting, cost, self.jobs.user_queued_limit),
-                    retry_after_s=LIMIT_RETRY_AFTER_S,
+                    retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
             session.add(
                 Workflow(id=workflow_id, user_id=user.id, name=spec.name, status=RUNNING, created_at=now)
             )
             session.flush()
-            self._insert(conn, jobs, steps, now)
+            self._insert(conn, jobs, steps)
             session.commit()
         created = self.get(user, workflow_id)  # as committed: a fast worker may start a root at once
         self._announce(jobs)
@@ -137,7 +134,7 @@ class Workflows:
             raise PermanentError(f"{exc.message} {exc.fields}") from exc
         if jobs:
             with write_gate(self._url), self._sessions() as session:
-                self._insert(session.connection(), jobs, rows, now)
+                self._insert(session.connection(), jobs, rows)
                 session.commit()
             self._announce(jobs)
             self.settler.settle_workflow(workflow_id)  # dependencies on finished steps release at once
@@ -213,20 +210,9 @@ class Workflows:
             raise InvalidRequest("Invalid workflow; nothing was created.", fields)
         return jobs, rows, cost
 
-    @staticmethod
-    def _insert(conn: Any, jobs: list[dict[str, Any]], steps: list[dict[str, Any]], now: datetime) -> None:
-        conn.execute(INSERT_JOB, jobs)
-        events = [
-            {
-                "job_id": j["id"],
-                "status": j["status"],
-                "progress": 0,
-                "message": j["message"],
-                "created_at": now,
-            }
-            for j in jobs
-        ]
-        conn.execute(INSERT_EVENT, events)
+    def _insert(self, conn: Any, jobs: list[dict[str, Any]], steps: list[dict[str, Any]]) -> None:
+        """The steps' jobs (the state machine's ``submit``: queued roots, blocked waiting steps) and rows."""
+        self.jobs.machine.submit(conn, *jobs)
         conn.execute(INSERT_STEP, steps)
 
     def _announce(self, jobs: list[dict[str, Any]]) -> None:

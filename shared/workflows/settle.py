@@ -17,17 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select, update
 
 from shared import defaults, fairshare
 from shared.db import get_sessionmaker
 from shared.dispatch import Dispatcher
-from shared.models import Job, Workflow, WorkflowStep, utcnow
+from shared.jobstate import Machine, Row, Tx, steps
+from shared.jobstate.steps import Step
+from shared.models import Job, Workflow, WorkflowStep
 from shared.publisher import Publisher
-from shared.serialize import job_to_dict
 from shared.states import FINISHED, Status
-from shared.transitions import transition
 from shared.workflows.plan import OnFailure
 
 log = logging.getLogger("questboard.workflows")
@@ -112,11 +111,13 @@ STATE_QUERY = (
         STEPS.c.after,
         STEPS.c.on_failure,
         STEPS.c.released_at,
+        STEPS.c.held_concurrency_key,
         Job.status,
     )
     .join(Job, Job.id == STEPS.c.job_id)
     .order_by(STEPS.c.position)
 )
+RELEASED = "Queued (its dependencies are done)"
 
 
 def _state(row: Any) -> StepState:
@@ -125,16 +126,18 @@ def _state(row: Any) -> StepState:
 
 
 class Settler:
-    """Applies ``decide`` to the database, then publishes and sends what changed."""
+    """Applies ``decide`` through the state machine (the steps' moves ``release_step`` and
+    ``cancel_waiting``, in one commit with the step rows), which publishes and sends what changed."""
 
     def __init__(self, database_url: str, publisher: Publisher, dispatcher: Dispatcher) -> None:
         self._sessions = get_sessionmaker(database_url)
-        self.publisher = publisher
-        self.dispatcher = dispatcher
+        # Its own machine, without after-final hooks: a step this cancels is settled by the passes below.
+        # Released steps take their fair-share turns like any other job.
+        self.machine = Machine(database_url, publisher, dispatcher, gate=fairshare.send)
         self._sweep_after = ""  # where the next sweep goes on from (a workflow id)
 
     def settle(self, job_ids: Iterable[str]) -> None:
-        """The after-commit hook: settle the workflows of these jobs (jobs of no workflow cost one read)."""
+        """The after-final hook: settle the workflows of these jobs (jobs of no workflow cost one read)."""
         ids = list(job_ids)
         with self._sessions() as session:
             workflow_ids = set(
@@ -148,65 +151,12 @@ class Settler:
         for _ in range(SETTLE_PASSES):
             with self._sessions() as session:
                 rows = session.execute(STATE_QUERY.where(STEPS.c.workflow_id == workflow_id)).all()
-                decision = decide([_state(r) for r in rows])
-                if not decision:
-                    return
-                changed = self._apply(session, workflow_id, decision, utcnow())
-                session.commit()
-            for job in changed:
-                self.publisher.job_update(job_to_dict(job), job.user_id)
-                if job.status == Status.QUEUED.value:
-                    fairshare.send(self._sessions, self.dispatcher, job)  # released steps take turns too
+            decision = decide([_state(r) for r in rows])
+            if not decision:
+                return
+            self.machine.commit(*_moves(workflow_id, decision, {r.job_id: r for r in rows}))
             if decision.final_status:
                 return
-
-    def _apply(self, session: Session, workflow_id: str, decision: Decision, now: datetime) -> list[Job]:
-        changed: list[Job | None] = []
-        for job_id, message in decision.cancel:
-            if self._take(session, job_id, now):
-                changed.append(
-                    transition(
-                        session,
-                        job_id,
-                        Status.CANCELED,
-                        sources=[Status.BLOCKED],
-                        now=now,
-                        finished_at=now,
-                        message=message,
-                    )
-                )
-        for job_id in decision.release:
-            held = session.scalar(select(STEPS.c.held_concurrency_key).where(STEPS.c.job_id == job_id))
-            if self._take(session, job_id, now):
-                changed.append(
-                    transition(
-                        session,
-                        job_id,
-                        Status.QUEUED,
-                        sources=[Status.BLOCKED],
-                        now=now,
-                        concurrency_key=held,
-                        message="Queued (its dependencies are done)",
-                    )
-                )
-        if decision.final_status:
-            session.execute(
-                update(Workflow)
-                .where(Workflow.id == workflow_id, Workflow.status == RUNNING)
-                .values(status=decision.final_status, finished_at=now)
-            )
-            log.info("workflow finished", extra={"workflow_id": workflow_id, "status": decision.final_status})
-        return [job for job in changed if job is not None]
-
-    @staticmethod
-    def _take(session: Session, job_id: str, now: datetime) -> bool:
-        """Mark the step released, once: False when another settler did (or a user canceled it)."""
-        result = session.execute(
-            update(STEPS)
-            .where(STEPS.c.job_id == job_id, STEPS.c.released_at.is_(None))
-            .values(released_at=now)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def sweep(self, batch: int = defaults.WORKFLOW_SWEEP_BATCH) -> int:
         """Settle the running workflows the rules say have something to do, ``batch`` at a time: one read
@@ -229,3 +179,43 @@ class Settler:
         for workflow_id in due:
             self.settle_workflow(workflow_id)
         return len(due)
+
+
+def _moves(workflow_id: str, decision: Decision, rows: dict[str, Any]) -> list[Step]:
+    """The decision as steps of one commit: cancels first, then releases, then the workflow's close."""
+    todo = [_once(job_id, steps.cancel_waiting(job_id, message)) for job_id, message in decision.cancel]
+    todo += [
+        _once(job_id, steps.release_step(job_id, rows[job_id].held_concurrency_key, RELEASED))
+        for job_id in decision.release
+    ]
+    if decision.final_status:
+        todo.append(_close(workflow_id, decision.final_status))
+    return todo
+
+
+def _take(conn: Connection, job_id: str, now: datetime) -> bool:
+    """Mark the step released, once: False when another settler did (or a user canceled it)."""
+    result = conn.execute(
+        update(STEPS).where(STEPS.c.job_id == job_id, STEPS.c.released_at.is_(None)).values(released_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def _once(job_id: str, move: Step) -> Step:
+    """The step's move, in the same commit as its step row's mark, and only by the settler that set it."""
+    return lambda tx: move(tx) if _take(tx.conn, job_id, tx.now) else None
+
+
+def _close(workflow_id: str, status: str) -> Step:
+    """The workflow is final (once: a racing settler's close changes nothing). Not a job's move."""
+
+    def step(tx: Tx) -> Row | None:
+        tx.conn.execute(
+            update(Workflow)
+            .where(Workflow.id == workflow_id, Workflow.status == RUNNING)
+            .values(status=status, finished_at=tx.now)
+        )
+        log.info("workflow finished", extra={"workflow_id": workflow_id, "status": status})
+        return None
+
+    return step

@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from shared import defaults
-from shared.cleanup import apply_retention, purge_events, purge_magic_links, purge_sessions, reap_stale_jobs
+from shared.cleanup import apply_retention, purge_magic_links, purge_sessions
 from shared.db import get_sessionmaker
-from shared.models import Job, JobEvent, JobSlot, MagicLink, UserSession, WebhookDelivery, utcnow
+from shared.dispatch import NoDispatch
+from shared.jobstate import Machine
+from shared.models import Job, JobAttempt, JobEvent, JobSlot, MagicLink, UserSession, WebhookDelivery, utcnow
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_magic_links_and_events(settings, alice):
         db.commit()
         assert purge_magic_links(db, now) == 1
         assert db.scalars(select(MagicLink.token_hash)).all() == ["new"]
-        assert purge_events(db, now, 24 * 3600) == 1
+        assert machine_of(settings, []).purge_events(now - timedelta(hours=24)) == 1
         assert db.scalars(select(JobEvent.status)).all() == ["succeeded"]
 
 
@@ -74,7 +76,9 @@ def test_stale_running_jobs_fail_and_jobs_that_never_started_are_canceled(settin
     now = utcnow()
     published: list[dict] = []
     with get_sessionmaker(settings.resolved_database_url)() as db:
-        stuck = add_job(db, alice.user.id, "running", updated_at=now - timedelta(hours=7))
+        stuck = add_job(
+            db, alice.user.id, "running", updated_at=now - timedelta(hours=7), concurrency_key="k"
+        )
         busy = add_job(db, alice.user.id, "running", updated_at=now - timedelta(minutes=5))
         forgotten = add_job(db, alice.user.id, "queued", updated_at=now - timedelta(days=31))
         waiting = add_job(db, alice.user.id, "queued", updated_at=now - timedelta(days=1))
@@ -89,7 +93,8 @@ def test_stale_running_jobs_fail_and_jobs_that_never_started_are_canceled(settin
         db.add(JobSlot(key="k", slot=0, job_id=stuck))
         db.commit()
 
-        counts = reap_stale_jobs(db, now, 6 * 3600, 30, lambda job, uid: published.append(job))
+        counts = machine_of(settings, published).reap_stale(now, 6 * 3600, 30)
+        db.expire_all()
         assert counts == {"failed": 1, "canceled": 2}
         status = dict(db.execute(select(Job.id, Job.status)).all())
         assert status == {
@@ -103,6 +108,39 @@ def test_stale_running_jobs_fail_and_jobs_that_never_started_are_canceled(settin
         assert db.get(Job, stuck).error["type"] == "StaleJob"
         assert db.scalar(select(func.count()).select_from(JobSlot)) == 0  # its slot is free again
         assert {j["id"] for j in published} == {stuck, forgotten, overdue}  # live pages hear about it
+
+
+class Recorder:
+    """A publisher that keeps what it was given."""
+
+    def __init__(self, into: list[dict]) -> None:
+        self.into = into
+
+    def job_update(self, job: dict, user_id: int) -> None:
+        self.into.append(job)
+
+    def job_updates(self, jobs: list[dict], user_id: int) -> None:
+        self.into.extend(jobs)
+
+
+def machine_of(settings, published: list[dict]) -> Machine:
+    return Machine(settings.resolved_database_url, Recorder(published), NoDispatch())
+
+
+def test_the_reaper_closes_the_attempt_of_the_job_it_fails(settings, alice):
+    """A reaped job leaves running as any other way out does: its open attempt closed as failed."""
+    now = utcnow()
+    with get_sessionmaker(settings.resolved_database_url)() as db:
+        stuck = add_job(db, alice.user.id, "running", attempts=1, updated_at=now - timedelta(hours=7))
+        db.add(JobAttempt(job_id=stuck, number=1, worker="w1", started_at=now - timedelta(hours=8)))
+        db.commit()
+
+        assert machine_of(settings, []).reap_stale(now, 6 * 3600, 30) == {"failed": 1, "canceled": 0}
+        attempt = db.scalars(select(JobAttempt).where(JobAttempt.job_id == stuck)).one()
+        assert attempt.finished_at is not None
+        assert (attempt.outcome, attempt.error_type) == ("failed", "StaleJob")
+        events = db.scalars(select(JobEvent.status).where(JobEvent.job_id == stuck)).all()
+        assert events == ["failed"]
 
 
 def test_retention_deletes_old_finished_jobs_with_their_files(settings, alice):
@@ -125,7 +163,7 @@ def test_retention_deletes_old_finished_jobs_with_their_files(settings, alice):
 
         os.utime(exports / "orphan.csv", (stale_orphan, stale_orphan))
 
-        counts = apply_retention(db, now, 30, settings.instance_dir)
+        counts = apply_retention(db, machine_of(settings, []), now, 30, settings.instance_dir)
         assert counts == {"jobs": 1, "webhook_deliveries": 1, "export_files": 2}
         assert set(db.scalars(select(Job.id))) == {kept, active}
         assert db.scalar(select(func.count()).select_from(JobEvent)) == 0  # went with their job

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from questboard.testing import wait_for
+from shared.defaults import PROGRESS_WRITE_EVERY_S as WRITE_EVERY_S
 from shared.models import JobEvent
-from shared.progressbuffer import WRITE_EVERY_S
 
 
 def running_progress(stack, job_id: str) -> list[int]:

@@ -123,6 +123,25 @@ def test_revoke_with_terminate_of_a_running_job_cancels_it_and_the_pool_serves_o
     assert stack.started_jobs().count(victim) == 1  # never run again
 
 
+def test_revoke_with_terminate_of_a_queued_job_cancels_it_and_leaves_the_running_one_alone(stack):
+    """What Flower's "terminate" button sends for a job whose message waits behind a busy pool."""
+    stack.start_worker(concurrency=1, name="busy")
+    busy = stack.submit("test.sleep", {"seconds": 60})
+    running = stack.wait_status(busy, "running")
+    waiting = stack.submit("test.sleep", {"seconds": 0})
+    assert stack.job(waiting).status == "queued"
+    updates = Updates(stack)
+
+    revoke(stack, waiting, terminate=True)
+
+    canceled = stack.wait_status(waiting, "canceled", 5)
+    assert canceled.started_at is None and canceled.message.startswith("Canceled through Celery (revoke")
+    assert stack.attempts(waiting) == []
+    updates.wait(waiting, "canceled")
+    assert stack.job(busy).status == "running" and pid_alive(running.worker_pid)  # not its process
+    assert waiting not in stack.started_jobs()
+
+
 def test_revoke_without_terminate_stops_a_running_job_at_its_next_progress_point(any_db_stack):
     stack = any_db_stack
     stack.start_worker(concurrency=1, name="coop")

@@ -103,7 +103,7 @@ def test_concurrent_refills_send_each_held_job_once_and_keep_the_bound(fair):
 
     def refill() -> None:
         barrier.wait()
-        fairshare.refill(sessions, lifecycle.dispatcher, "default")
+        fairshare.refill(lifecycle.machine, "default")
 
     threads = [threading.Thread(target=refill) for _ in range(8)]
     for thread in threads:

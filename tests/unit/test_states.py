@@ -1,4 +1,5 @@
-from shared.states import ACTIVE, FINISHED, TRANSITIONS, Status, can_transition, sources_of
+from shared.jobstate import TRANSITIONS, can_transition, sources_of
+from shared.states import ACTIVE, FINISHED, Status
 
 
 def test_every_status_has_a_rule():

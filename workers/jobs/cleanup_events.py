@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import defaults
-from shared.cleanup import purge_events
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import utcnow
+from workers.followups import job_service
 from workers.permissions import require_operator
 
 
@@ -21,8 +22,7 @@ class EventsParams(BaseModel):
 
 def perform(ctx: JobContext, params: EventsParams) -> dict[str, Any]:
     require_operator(ctx)
-    with ctx.session() as session:
-        deleted = purge_events(session, utcnow(), params.max_age_s)
+    deleted = job_service().machine.purge_events(utcnow() - timedelta(seconds=params.max_age_s))
     ctx.progress(100, f"Deleted {deleted} progress events older than {params.max_age_s} s")
     return {"deleted": deleted}
 

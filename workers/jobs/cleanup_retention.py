@@ -11,6 +11,7 @@ from shared.cleanup import apply_retention
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import utcnow
 from shared.settings import get_settings
+from workers.followups import job_service
 from workers.permissions import require_operator
 
 
@@ -25,7 +26,7 @@ def perform(ctx: JobContext, params: RetentionParams) -> dict[str, Any]:
     settings = get_settings()
     days = params.retention_days or settings.job_retention_days
     with ctx.session() as session:
-        counts = apply_retention(session, utcnow(), days, settings.instance_dir)
+        counts = apply_retention(session, job_service().machine, utcnow(), days, settings.instance_dir)
     ctx.progress(
         100,
         f"Deleted {counts['jobs']} jobs, {counts['webhook_deliveries']} webhook deliveries and "

@@ -11,21 +11,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.cleanup import reap_stale_jobs
+from shared import defaults
 from shared.jobtypes import JobContext, JobType, RetryPolicy
 from shared.models import utcnow
 from shared.settings import get_settings
 from workers.followups import job_service
 from workers.permissions import require_operator
 
-STALE_RUNNING_S = 6 * 3600
-
 
 class ReaperParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     running_timeout_s: int = Field(
-        STALE_RUNNING_S, ge=60, description="A running job silent this long is stuck."
+        defaults.STALE_RUNNING_S, ge=60, description="A running job silent this long is stuck."
     )
     retention_days: int | None = Field(None, ge=1, description="Default: QUESTBOARD_JOB_RETENTION_DAYS.")
 
@@ -33,9 +31,7 @@ class ReaperParams(BaseModel):
 def perform(ctx: JobContext, params: ReaperParams) -> dict[str, Any]:
     require_operator(ctx)
     days = params.retention_days or get_settings().job_retention_days
-    publish = job_service().publisher.job_update
-    with ctx.session() as session:
-        counts = reap_stale_jobs(session, utcnow(), params.running_timeout_s, days, publish)
+    counts = job_service().machine.reap_stale(utcnow(), params.running_timeout_s, days)
     ctx.progress(100, f"Failed {counts['failed']} stuck jobs, canceled {counts['canceled']} never started")
     return counts
 

@@ -38,7 +38,9 @@ def test_upgrade_and_downgrade(database_url):
 def service(database_url):
     dispatcher = RecordingDispatcher()
     jobs = JobService(database_url, registry(), NullPublisher(), dispatcher, user_job_limit=3)
-    return Workflows(database_url, jobs), dispatcher, Accounts(database_url).ensure_user("w@example.com")
+    workflows = Workflows(database_url, jobs)
+    jobs.machine.after_final(workflows.settler.settle)  # as the composition root wires it
+    return workflows, dispatcher, Accounts(database_url).ensure_user("w@example.com")
 
 
 def spec(steps):
@@ -68,11 +70,10 @@ def test_create_sends_only_the_roots_and_settling_releases_the_rest(service):
 
 
 def test_the_sweep_settles_what_no_hook_saw_walking_on_batch_by_batch(service, database_url):
-    from shared.lifecycle import Lifecycle
-    from shared.states import Status
+    from shared.jobstate import Machine
 
     workflows, dispatcher, user = service
-    lifecycle = Lifecycle(database_url, NullPublisher(), dispatcher)
+    bare = Machine(database_url, NullPublisher(), dispatcher)  # no after-final hook
     made = []
     for _ in range(3):
         wf = workflows.create(
@@ -84,7 +85,7 @@ def test_the_sweep_settles_what_no_hook_saw_walking_on_batch_by_batch(service, d
                 ]
             ),
         )
-        lifecycle.mark_canceled(wf["steps"][0]["job_id"], sources=[Status.QUEUED])  # no workflow hook here
+        bare.stop(wf["steps"][0]["job_id"], "Canceled")  # no workflow hook here
         made.append(wf["id"])
     assert {workflows.get(user, w)["status"] for w in made} == {"running"}
     assert workflows.settler.sweep(batch=2) == 2
