@@ -19,14 +19,13 @@ LIVE_RECHECK_INTERVAL_S = 3.0
 # this long after it opened is closed by the server: anonymous sockets cost nothing, and cannot pile up.
 LIVE_AUTH_TIMEOUT_S = 5.0
 
-# The web server (shared.webserver): gunicorn's gevent worker, WEB_CONCURRENCY processes (default
-# WEB_PROCESSES_DEFAULT: one evented process holds thousands of connections, and any Socket.IO client, a
-# long-polling one included, works with it; more processes need websocket-only clients or a sticky proxy),
+# The web server (shared.webserver): gunicorn's gevent worker, WEB_CONCURRENCY processes (default: one
+# per core, os.cpu_count(); they share Socket.IO through Redis, and a long-polling client's requests reach
+# the process that holds its session through web.eio_relay, so no sticky proxy is needed on one host),
 # each holding up to WEB_WORKER_CONNECTIONS open connections. A client that has not sent a whole request
 # head (request line and headers) WEB_HEADER_TIMEOUT_S after connecting, or after its previous response on
 # a kept-alive connection, is disconnected. A stopping process gives its open requests
 # WEB_GRACEFUL_TIMEOUT_S to finish.
-WEB_PROCESSES_DEFAULT = 1
 WEB_WORKER_CONNECTIONS = 10_000
 WEB_HEADER_TIMEOUT_S = 5
 WEB_GRACEFUL_TIMEOUT_S = 10
@@ -66,6 +65,9 @@ REDIS_CONNECT_TIMEOUT_S = 1.5
 DB_CONNECT_TIMEOUT_S = 3
 DB_WEB_STATEMENT_DEADLINE_S = 5.0
 DB_POOL_TIMEOUT_S = 5.0
+# A worker's maintenance loop probes the database each pass; no answer within this long: it stops taking
+# messages until a probe answers (workers.dbwatch).
+DB_PROBE_TIMEOUT_S = 2.0
 DEPENDENCY_RETRY_AFTER_S = 5
 
 # The worker's maintenance loop (releases scheduled and retrying jobs when due).
@@ -165,6 +167,9 @@ PROGRESS_GIVE_UP_AFTER_S = 60.0
 # A cancel the body did not honour at a progress point within this long (seconds) is enforced by ending
 # its pool process.
 CANCEL_GRACE_S = 1.5
+# A thread-pool worker that must end a body which ignores its cancel or time limit exits with this code
+# (EX_TEMPFAIL) after recording the job; `questboard up` starts it again at once, not as a crash.
+WORKER_RECYCLE_EXIT_CODE = 75
 # A running job of a worker without a heartbeat is recovered once it has not changed for this long (s).
 ORPHAN_GRACE_S = 3.0
 # The reaper (cleanup.stale_jobs) fails a running job silent this long (seconds) by default.
@@ -209,3 +214,12 @@ FAIR_SHARE_WINDOW_S = 60.0
 FAIR_SHARE_RECENT_CAP = 50
 # At most this many waiting users are weighed per refill (the lowest user ids past it wait a refill).
 FAIR_SHARE_MAX_USERS = 200
+
+# Group commit (shared.jobstate.committer): a worker process's job threads hand their moves to one
+# committer thread, which runs what is waiting in ONE transaction, waiting at most
+# GROUP_COMMIT_INTERVAL_S for more while several job threads are busy (or none once
+# GROUP_COMMIT_MAX_STEPS wait). QUESTBOARD_GROUP_COMMIT=0 turns it off (every move its own commit).
+GROUP_COMMIT_INTERVAL_S = 0.002
+GROUP_COMMIT_MAX_STEPS = 64
+# A pooled PostgreSQL connection that sat idle this long is pinged before use (a fresh one is not).
+DB_PING_IDLE_S = 5.0

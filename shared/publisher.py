@@ -2,8 +2,11 @@
 
 Workers and the web emit through python-socketio's write-only Redis manager (the message queue
 Flask-SocketIO listens on); the web processes relay to their connected clients. The message is built by
-python-socketio; only its transport is ours: ``job_updates`` sends several updates in one pipelined round
-trip (a job's held progress reports go out with the write that stores them, see shared.progressbuffer).
+python-socketio; only its transport is ours: ``job_updates`` sends several updates (a commit's moves of
+one user's jobs; a job's held progress reports with the write that stores them, see shared.progressbuffer)
+as ONE Redis PUBLISH of a ``batch`` envelope, which the web's ``UnbatchingRedisManager`` unpacks, in order,
+into the messages python-socketio would have sent one by one. A web without it would drop the envelope:
+the web and the workers of one installation run the same release.
 A publish is a notification, not state: the database has the state and a subscriber replays it.
 """
 
@@ -22,6 +25,7 @@ from shared import defaults, redisurl
 NAMESPACE = "/jobs"
 UPDATE_EVENT = "job:update"
 ADMIN_ROOM = "admins"
+BATCH = "questboard-batch"  # the envelope's method: no python-socketio method has this name
 
 log = logging.getLogger(__name__)
 
@@ -60,33 +64,50 @@ class BatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]
         if pending is None:
             super()._publish(data)  # one PUBLISH, with python-socketio's reconnect-and-retry
         else:
-            pending.append(self.json.dumps(data))
+            pending.append(data)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Messages emitted inside are sent together, in order, in one pipelined round trip."""
+        """Messages emitted inside are sent together, in order, in one PUBLISH (one message: as is)."""
         self._local.pending = []
         try:
             yield
         finally:
             pending, self._local.pending = self._local.pending, None
             if pending:
-                self._send(pending)
+                self._send(pending[0] if len(pending) == 1 else {"method": BATCH, "messages": pending})
 
-    def _send(self, payloads: list[str]) -> None:
+    def _send(self, message: dict[str, Any]) -> None:
+        payload = self.json.dumps(message)
         for attempt in (1, 2):
             try:
                 if not self.connected:
                     self._redis_connect()
-                pipe = self.redis.pipeline(transaction=False)
-                for payload in payloads:
-                    pipe.publish(self.channel, payload)
-                pipe.execute()
+                self.redis.publish(self.channel, payload)
                 return
             except Exception as exc:  # Redis down: the database has the state and subscribers replay it
                 self.connected = False
                 if attempt == 2:
-                    log.warning("publish failed", extra={"count": len(payloads), "error": repr(exc)})
+                    count = len(message.get("messages", [message]))
+                    log.warning("publish failed", extra={"count": count, "error": repr(exc)})
+
+
+class UnbatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]
+    """The web's Socket.IO message-queue manager: as python-socketio's, and a ``batch`` envelope (see the
+    module doc) is handled as its messages, in order."""
+
+    def _listen(self) -> Iterator[Any]:
+        for message in super()._listen():
+            try:  # decoded once here; python-socketio takes a dict as it is
+                data = message if isinstance(message, dict) else self.json.loads(message)
+            except Exception:  # not JSON: python-socketio would drop it too
+                continue
+            if not isinstance(data, dict):
+                continue  # no message of python-socketio's is anything else
+            if data.get("method") == BATCH:
+                yield from (m for m in data.get("messages", ()) if isinstance(m, dict))
+            else:
+                yield data
 
 
 class SocketIOPublisher:

@@ -92,7 +92,24 @@ class Machine:
         return self.commit(step, now=now)[0]
 
     def carry_out(self, effects: Effects) -> None:
-        """After a commit: publish (one round trip per owner), send, wake."""
+        """After a commit: send, wake, the after-final hooks, then publish (one round trip per owner)."""
+        self.follow_up(effects)
+        self.publish(effects)
+
+    def follow_up(self, effects: Effects) -> None:
+        """The effects that change what runs next: messages sent, slots' waiters woken, after-final hooks."""
+        for row in effects.send:
+            self.enqueue(row)
+        for key in dict.fromkeys(effects.wake):
+            self.wake(key)
+        for hook in self._after_final if effects.final else ():
+            try:
+                hook(effects.final)
+            except Exception:  # the moves are committed; whoever needs the hook has a sweep behind it
+                log.exception("an after-final hook failed", extra={"job_ids": effects.final})
+
+    def publish(self, effects: Effects) -> None:
+        """The live updates of the committed moves: a notification, the database holds the state."""
         batch: list[dict[str, Any]] = []
         owner: int | None = None
         for update, user_id in effects.publish:
@@ -103,15 +120,6 @@ class Machine:
             owner = user_id
         if batch:
             self.publisher.job_updates(batch, owner)  # type: ignore[arg-type]
-        for row in effects.send:
-            self.enqueue(row)
-        for key in dict.fromkeys(effects.wake):
-            self.wake(key)
-        for hook in self._after_final if effects.final else ():
-            try:
-                hook(effects.final)
-            except Exception:  # the moves are committed; whoever needs the hook has a sweep behind it
-                log.exception("an after-final hook failed", extra={"job_ids": effects.final})
 
     def enqueue(self, job: Row | dict[str, Any]) -> bool:
         """The job's message goes out: through the gate when the machine has one, else ``send`` at once."""

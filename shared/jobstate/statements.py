@@ -66,6 +66,10 @@ _STARTED = {
     "message": "Started",
 }
 _GIVEN_BACK = {"attempts": JOBS.c.attempts - 1, "message": MESSAGE}
+# A job that leaves ``running`` with progress reports still held (``Tx.move``'s ``before``) keeps the last
+# one's percentage, as it would had the reports been written before the move (left out: unchanged).
+HELD_PROGRESS = bindparam("b_held_progress", None, type_=JOBS.c.progress.type)
+_LAST_REPORT = {"progress": func.coalesce(HELD_PROGRESS, JOBS.c.progress)}
 
 STATEMENTS: dict[str, Update] = {
     "claim": _update("claim", JOBS.c.concurrency_key.is_(None), **_STARTED),
@@ -119,11 +123,14 @@ STATEMENTS: dict[str, Update] = {
         error=ERROR,
         scheduled_at=DUE,
         message=MESSAGE,
+        **_LAST_REPORT,
     ),
-    "fail_attempt": _update("fail_attempt", FENCE, error=ERROR, message=MESSAGE, **_FINISHED),
-    "cancel": _update("cancel", FENCE, message=MESSAGE, **_FINISHED),
-    "requeue": _update("requeue", FENCE, **_GIVEN_BACK),
-    "postpone": _update("postpone", FENCE, needs_dispatch=True, scheduled_at=DUE, **_GIVEN_BACK),
+    "fail_attempt": _update("fail_attempt", FENCE, error=ERROR, message=MESSAGE, **_FINISHED, **_LAST_REPORT),
+    "cancel": _update("cancel", FENCE, message=MESSAGE, **_FINISHED, **_LAST_REPORT),
+    "requeue": _update("requeue", FENCE, **_GIVEN_BACK, **_LAST_REPORT),
+    "postpone": _update(
+        "postpone", FENCE, needs_dispatch=True, scheduled_at=DUE, **_GIVEN_BACK, **_LAST_REPORT
+    ),
     "recover": _update(
         "recover",
         HOLDER,

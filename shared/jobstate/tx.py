@@ -47,12 +47,32 @@ class Effects:
 
 
 class Tx:
-    """The writes of one commit; ``effects`` is what the machine carries out after it."""
+    """The writes of one commit; ``effects`` is what the machine carries out after it.
 
-    def __init__(self, conn: Connection, now: datetime) -> None:
+    ``batched`` (a group commit: many jobs' steps): event and new-attempt rows are kept and inserted
+    together by ``finish``, which the caller runs before the commit."""
+
+    def __init__(self, conn: Connection, now: datetime, batched: bool = False) -> None:
         self.conn = conn
         self.now = now
         self.effects = Effects()
+        self._events: list[dict[str, Any]] | None = [] if batched else None
+        self._attempts: list[dict[str, Any]] | None = [] if batched else None
+
+    def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        if self._events is not None:
+            self._events.extend(rows)
+        elif rows:
+            self.conn.execute(st.ADD_EVENT, list(rows))
+
+    def finish(self) -> None:
+        """Insert the kept attempt and event rows (a batched transaction; one statement each)."""
+        if self._attempts:
+            self.conn.execute(st.OPEN_ATTEMPT, self._attempts)
+            self._attempts = []
+        if self._events:
+            self.conn.execute(st.ADD_EVENT, self._events)
+            self._events = []
 
     def move(
         self,
@@ -70,16 +90,16 @@ class Tx:
         values = {f"b_{k}": v for k, v in params.items()}
         if "b_message" in values:
             values["b_message"] = clip(values["b_message"])
+        events, updates = before
+        if events:  # the move keeps the last held report's percentage (statements.HELD_PROGRESS)
+            values["b_held_progress"] = events[-1]["progress"]
         found = self.conn.execute(st.STATEMENTS[statement], {"b_id": job_id, "b_now": self.now, **values})
         mapping = found.mappings().one_or_none()
         if mapping is None:
             return None
         row: Row = SimpleNamespace(**mapping)  # type: ignore[assignment]
-        events, updates = before
-        if events:
-            self.conn.execute(st.ADD_EVENT, list(events))
         self.effects.publish.extend((update, row.user_id) for update in updates)
-        self.conn.execute(st.ADD_EVENT, event_row(row.id, row.status, row.progress, row.message, self.now))
+        self.add_events([*events, event_row(row.id, row.status, row.progress, row.message, self.now)])
         if statement in st.ENDS_JOB:
             self.effects.final.append(row.id)
         if publish:
@@ -100,10 +120,11 @@ class Tx:
     # ----- attempts and slots --------------------------------------------------------------------
 
     def open_attempt(self, row: Row) -> None:
-        self.conn.execute(
-            st.OPEN_ATTEMPT,
-            {"job_id": row.id, "number": row.attempts, "worker": row.worker, "started_at": self.now},
-        )
+        attempt = {"job_id": row.id, "number": row.attempts, "worker": row.worker, "started_at": self.now}
+        if self._attempts is not None:
+            self._attempts.append(attempt)
+        else:
+            self.conn.execute(st.OPEN_ATTEMPT, attempt)
 
     def take_slot(self, row: Row) -> None:
         """The lowest free slot of the row's key (the claim's statement checked one is free). A racing
@@ -126,6 +147,9 @@ class Tx:
         """The job left ``running``: close its attempt, free its slot (and wake its key after commit)."""
         if row is None:
             return
+        if self._attempts:  # an attempt opened in this transaction: in place before it is closed
+            self.conn.execute(st.OPEN_ATTEMPT, self._attempts)
+            self._attempts = []
         self.conn.execute(
             st.CLOSE_ATTEMPT,
             {
