@@ -9,6 +9,7 @@ from celery.schedules import crontab
 from kombu import Queue
 
 from shared import defaults, redisurl
+from shared.jobtypes import BROKER_QUEUES
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -50,7 +51,9 @@ worker_send_task_events = False
 # every task from the worker's received/started/succeeded events.
 task_send_sent_event = False
 
-task_queues = [Queue(name, routing_key=name) for name in ("critical", "high", "default", "low")]
+# The four public queues and their ".process" twins, which carry the jobs of "process" types (only prefork
+# workers consume them; shared.jobtypes.broker_queue).
+task_queues = [Queue(name, routing_key=name) for name in BROKER_QUEUES]
 task_default_queue = "default"
 # A submit during a broker outage gives up quickly: the job is committed and flagged, and the workers'
 # maintenance loop sends it once Redis answers again (see shared.jobstate.Machine.send).

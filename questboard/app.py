@@ -138,14 +138,16 @@ def build(
     """The services of ``settings``; ``celery`` and ``registry`` default to new ones made from them."""
     from workers import job_logging  # noqa: F401  (log lines for every job submitted or run here)
     from workers.celery_app import make_celery
-    from workers.dispatch import CeleryDispatcher
+    from workers.dispatch import CeleryDispatcher, pools_of
 
     celery = celery if celery is not None else make_celery(settings)
+    if registry is None:
+        registry = job_types(settings.job_modules, settings.time_limits)
     return Questboard(
         settings=settings,
-        registry=registry if registry is not None else job_types(settings.job_modules, settings.time_limits),
+        registry=registry,
         publisher=SocketIOPublisher(settings.redis_url),
-        dispatcher=CeleryDispatcher(celery),
+        dispatcher=CeleryDispatcher(celery, pools_of(registry)),
         celery=celery,
     )
 

@@ -13,6 +13,12 @@ from shared.settings import Settings, get_settings, usable_basic_auth
 
 CELERY_APP = "workers.celery_app:celery_app"
 QUEUE_GROUPS = {"critical-high": "critical,high", "default-low": "default,low"}
+# The prefork worker `questboard up` runs for the jobs of "process" types of every queue.
+PROCESS_GROUP = ("process", "critical,high,default,low")
+PROCESS_ROLE = "worker process types"
+# --pool: "threads" runs the thread types of its queues; "process" a prefork pool for the process types
+# of its queues (their ".process" twins); "prefork" a prefork pool for both (one worker for everything).
+WORKER_POOLS = ("threads", "process", "prefork")
 FLOWER_PORT = 5555
 
 
@@ -120,17 +126,38 @@ def web_argv(host: str, port: int) -> list[str]:
     return python_module("gunicorn", *gunicorn_args(f"{host}:{port}", workers))
 
 
-def worker_argv(queues: str, concurrency: int, name: str, app: str = CELERY_APP) -> list[str]:
-    """The worker command line `questboard worker` runs (``app`` only differs for benchmark baselines)."""
+def broker_queues(queues: str, pool: str) -> str:
+    """The broker queues a worker of ``pool`` consumes for the public ``queues`` (shared.jobtypes)."""
+    from shared.jobtypes import broker_queue
+
+    names = [q for q in queues.split(",") if q]
+    if pool == "threads":
+        return ",".join(names)
+    twins = [broker_queue(q, "process") for q in names]
+    if pool == "process":
+        return ",".join(twins)
+    return ",".join(n for pair in zip(names, twins, strict=True) for n in pair)  # prefork: both, in order
+
+
+def worker_argv(
+    queues: str, concurrency: int, name: str, app: str = CELERY_APP, pool: str = "threads"
+) -> list[str]:
+    """The worker command line `questboard worker` runs (``app`` only differs for benchmark baselines).
+    ``pool`` "threads": ``concurrency`` threads in one process; "process"/"prefork": ``concurrency``
+    pool processes."""
     from shared.processes import python_module
 
+    if pool not in WORKER_POOLS:
+        raise ValueError(f"pool must be one of {', '.join(WORKER_POOLS)}")
     return python_module(
         "celery",
         "-A",
         app,
         "worker",
         "--queues",
-        queues,
+        broker_queues(queues, pool),
+        "--pool",
+        "threads" if pool == "threads" else "prefork",
         "--concurrency",
         str(concurrency),
         "--hostname",
@@ -202,7 +229,21 @@ def web(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--queues", "-Q", required=True, help="Comma-separated: critical, high, default, low.")
-@click.option("--concurrency", "-c", type=int, default=None, help="Processes (default JOB_CONCURRENCY).")
+@click.option(
+    "--pool",
+    type=click.Choice(WORKER_POOLS),
+    default="threads",
+    show_default=True,
+    help="threads: the thread types of the queues; process: their process types (prefork); "
+    "prefork: both, on a prefork pool.",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="Threads (default JOB_THREADS) or, for a prefork pool, processes (default JOB_CONCURRENCY).",
+)
 @click.option("--name", default=None, help="Worker name (default: the queues).")
 @click.option("--detach", is_flag=True, help="Run in the background (needs --pid-file).")
 @click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None)
@@ -214,6 +255,7 @@ def web(host: str, port: int) -> None:
 )
 def worker(
     queues: str,
+    pool: str,
     concurrency: int | None,
     name: str | None,
     detach: bool,
@@ -222,8 +264,10 @@ def worker(
 ) -> None:
     """Run a worker pool on the given queues (in the foreground, or --detach with a --pid-file)."""
     queues = _check_queues(queues)
-    name = name or queues.replace(",", "-")
-    argv = worker_argv(queues, concurrency or _settings().job_concurrency, name)
+    name = name or queues.replace(",", "-") + ("" if pool == "threads" else f"-{pool}")
+    settings = _settings()
+    default = settings.job_threads if pool == "threads" else settings.job_concurrency
+    argv = worker_argv(queues, concurrency or default, name, pool=pool)
     if not detach:
         if pid_file is not None:
             raise click.UsageError("--pid-file goes with --detach")
@@ -342,7 +386,13 @@ def up(port: int, no_flower: bool, flower_port: int) -> None:
                     f"Health:   http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/readyz",
                     f"Console:  http://127.0.0.1:{port}/admin  (operators; metrics at /metrics)",
                     flower_line,
-                    f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes each)",
+                    f"Workers:  {', '.join(QUEUE_GROUPS.values())} ({concurrency} processes"
+                    f" x {settings.job_threads} threads each)"
+                    + (
+                        "; process types: a prefork worker"
+                        if any(r.name == PROCESS_ROLE for r in roles)
+                        else ""
+                    ),
                     "Each role is supervised (started again when it exits); /readyz and /admin show them.",
                     "Press Ctrl+C to stop.",
                 ]

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from questboard.cli import (
+    PROCESS_GROUP,
+    PROCESS_ROLE,
     QUEUE_GROUPS,
     _flower_auth,
     beat_argv,
@@ -49,14 +51,31 @@ def up_roles(
     roles = [
         Role("web", web_argv("127.0.0.1", port), env, (Port(port, "web", "choose another with --port"),))
     ]
+    # Each queue group: JOB_CONCURRENCY thread-pool worker processes of JOB_THREADS threads (separate
+    # workers, so recycling one to end a stuck job leaves the others serving); the process types of every
+    # queue: one prefork worker of JOB_CONCURRENCY processes, when an installed type declares that pool.
     for name, queues in QUEUE_GROUPS.items():
-        roles.append(Role(f"worker {queues}", worker_argv(queues, settings.job_concurrency, name), env))
+        for n in range(1, settings.job_concurrency + 1):
+            suffix = "" if n == 1 else f"-{n}"
+            argv = worker_argv(queues, settings.job_threads, name + suffix, pool="threads")
+            roles.append(Role(f"worker {queues}" + ("" if n == 1 else f" #{n}"), argv, env))
+    if needs_process_pool():
+        name, queues = PROCESS_GROUP
+        argv = worker_argv(queues, settings.job_concurrency, name, pool="process")
+        roles.append(Role(PROCESS_ROLE, argv, env))
     roles.append(Role("beat", beat_argv(instance), env, on_exit=beat_lock_releaser(settings.redis_url)))
     if flower_port is not None:
         auth, _source = _flower_auth(settings)
         ports = (Port(flower_port, "Flower", FLOWER_PORT_CHANGE),)
         roles.append(Role("flower", flower_argv(flower_port), {**env, **flower_env(auth)}, ports))
     return redis_role, roles
+
+
+def needs_process_pool() -> bool:
+    """Whether a registered job type declares ``pool="process"`` (then ``up`` runs a prefork worker)."""
+    from questboard.app import registry
+
+    return any(spec.pool == "process" for spec in registry().values())
 
 
 def beat_lock_releaser(redis_url: str) -> Callable[[int], None]:

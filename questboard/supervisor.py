@@ -231,6 +231,11 @@ class Supervisor:
             entry.state = STOPPED
             self._changed()
             return
+        if code == defaults.WORKER_RECYCLE_EXIT_CODE:  # a worker recycled itself: not a crash
+            entry.state, entry.next_start_mono = RESTARTING, now
+            self._log(f"questboard up: {entry.role.name} recycled itself ({why}); starting it again now")
+            self._changed()
+            return
         if entry.started_mono and now - entry.started_mono >= policy.reset_after_s:
             entry.consecutive = 0  # it had run healthy: start over from the initial backoff
         entry.consecutive += 1

@@ -135,6 +135,9 @@ class ManagedProcess:
             pass
 
     def kill(self) -> None:
+        """SIGKILL to the whole group. Also a fixture's teardown once its test is over: a graceful stop only
+        costs a second or two per process, and nothing the test checks happens after it (for processes
+        whose children stay in their group: a worker and its pool, gunicorn and its workers)."""
         self.stop(timeout_s=5, sig=signal.SIGKILL)
 
     def output(self) -> str:
@@ -235,13 +238,15 @@ def worker_process(
     concurrency: int = 2,
     name: str | None = None,
     extra_args: list[str] | None = None,
+    pool: str = "threads",
 ) -> ManagedProcess:
-    """A real Celery worker (prefork) on ``queues``; start it, then ``wait_worker_ready``."""
+    """A real Celery worker on ``queues`` (``pool`` as `questboard worker --pool`: "threads", the default,
+    "process" or "prefork"); start it, then ``wait_worker_ready``."""
     from questboard.cli import worker_argv
 
     name = name or f"w{free_port()}"
     # Exactly the command `questboard worker` runs.
-    argv = [*worker_argv(queues, concurrency, name), *(extra_args or [])]
+    argv = [*worker_argv(queues, concurrency, name, pool=pool), *(extra_args or [])]
     return ManagedProcess(f"worker-{name}", argv, env, log_dir)
 
 

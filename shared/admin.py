@@ -23,7 +23,7 @@ from shared import defaults, fairshare, redisurl
 from shared.db import get_sessionmaker
 from shared.deadletters import DeadLetters
 from shared.errors import InvalidRequest, NotFound
-from shared.jobtypes import QUEUES
+from shared.jobtypes import BROKER_QUEUES, QUEUES, public_queue
 from shared.models import AuditEntry, Job, JobAttempt, User, utcnow
 from shared.queues import QueueControl
 from shared.serialize import iso, job_to_dict
@@ -173,18 +173,22 @@ class Operations:
         ]
 
     def queue_depths(self) -> dict[str, int]:
-        """Messages waiting in the broker per queue (LLEN of the queue's lists, every priority)."""
+        """Messages waiting in the broker per queue (LLEN of the queue's lists, every priority), its
+        process twin (``default.process``: the jobs of its ``pool="process"`` types) included."""
         client = self._redis()
         try:
             with client.pipeline(transaction=False) as pipe:
-                for queue in QUEUES:
+                for queue in BROKER_QUEUES:
                     for priority in PRIORITIES:
                         pipe.llen(queue if priority == 0 else f"{queue}{PRIORITY_SEPARATOR}{priority}")
                 lengths = pipe.execute()
         finally:
             client.close()
         n = len(PRIORITIES)
-        return {queue: sum(lengths[i * n : (i + 1) * n]) for i, queue in enumerate(QUEUES)}
+        depths = dict.fromkeys(QUEUES, 0)
+        for i, queue in enumerate(BROKER_QUEUES):
+            depths[public_queue(queue)] += sum(lengths[i * n : (i + 1) * n])
+        return depths
 
     def oldest_queued(self) -> dict[str, datetime]:
         """When the longest-waiting queued job of each queue was queued (its last transition)."""

@@ -18,6 +18,28 @@ from shared.errors import PermanentError, TransientError
 
 QUEUES: tuple[str, ...] = ("critical", "high", "default", "low")  # highest first
 
+# Where a job type runs. "threads": a thread of a thread-pool worker (I/O-bound work: mail, webhooks, LLM
+# calls, exports, indexing). "process": a process of a prefork worker, for CPU-bound work and for bodies
+# that may need a hard kill (a C call that ignores signals, an extension that can crash its process).
+Pool = Literal["threads", "process"]
+POOLS: tuple[str, ...] = ("threads", "process")
+# A "process" type's messages go to its queue's process twin on the broker ("default" -> "default.process"),
+# which only prefork workers consume; the job's ``queue`` stays the public name.
+PROCESS_SUFFIX = ".process"
+
+
+def broker_queue(queue: str, pool: str = "threads") -> str:
+    """The broker queue a job of ``queue`` is sent to, for a type of ``pool``."""
+    return queue + PROCESS_SUFFIX if pool == "process" else queue
+
+
+def public_queue(broker_name: str) -> str:
+    """The public queue a broker queue carries (``default.process`` -> ``default``)."""
+    return broker_name.removesuffix(PROCESS_SUFFIX)
+
+
+BROKER_QUEUES: tuple[str, ...] = (*QUEUES, *(broker_queue(q, "process") for q in QUEUES))
+
 
 def queue_rank(queue: str) -> int:
     """0 for the highest queue (``critical``); larger is lower."""
@@ -114,6 +136,12 @@ class JobType:
     # How many jobs a job of this type will submit as its children (a fan-out), counted up front against
     # the owner's cap on waiting jobs, so a batch that cannot fit is refused before it starts.
     fan_out: Callable[[Any], int] | None = None
+    # Which worker pool runs it (see ``Pool``): "process" types run only on prefork workers.
+    pool: Pool = "threads"
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ValueError(f"job type {self.name!r}: pool must be one of {', '.join(POOLS)}")
 
     def validate_params(self, raw: dict[str, Any]) -> BaseModel:
         return self.params.model_validate(raw)
@@ -131,4 +159,5 @@ class JobType:
             "rate_limit": self.rate_limit,
             "internal": self.internal,
             "time_limit_seconds": self.time_limit_seconds,
+            "pool": self.pool,
         }

@@ -48,7 +48,11 @@ class Settings(BaseSettings):
     time_limits: str | None = Field(
         None, validation_alias=AliasChoices("QUESTBOARD_TIME_LIMITS", "time_limits")
     )
+    # Worker processes per pool: thread-pool worker processes per queue group in `questboard up`, and the
+    # processes of a prefork (process) pool.
     job_concurrency: int = Field(2, ge=1, validation_alias=AliasChoices("JOB_CONCURRENCY", "job_concurrency"))
+    # Threads in each thread-pool worker process (docs/operations.md, "Pools").
+    job_threads: int = Field(8, ge=1, validation_alias=AliasChoices("JOB_THREADS", "job_threads"))
     flower_basic_auth: str | None = Field(
         None, validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "flower_basic_auth")
     )
@@ -79,6 +83,12 @@ class Settings(BaseSettings):
     # Seconds before Redis hands an unacknowledged message to another worker (see celeryconfig).
     visibility_timeout_s: int = Field(
         300, ge=1, validation_alias=AliasChoices("QUESTBOARD_VISIBILITY_TIMEOUT_S", "visibility_timeout_s")
+    )
+    # Seconds between the maintenance loop's refreshes of the console's chart rollups (shared.rollups).
+    rollup_interval_s: float = Field(
+        defaults.ROLLUP_INTERVAL_S,
+        ge=1,
+        validation_alias=AliasChoices("QUESTBOARD_ROLLUP_INTERVAL_S", "rollup_interval_s"),
     )
     # LLM calls of the network providers, across every worker: at most this many per period ("none": no
     # limit). A character whose call would go over it waits queued, without spending an attempt.

@@ -43,6 +43,7 @@ def _policies(spec: JobType) -> list[str]:
     retry = spec.retry
     lines = [
         f"queue `{spec.queue}`",
+        f"pool: {spec.pool}" + (" (prefork workers only)" if spec.pool == "process" else ""),
         f"retry: up to {retry.max_attempts} attempts, backoff {retry.backoff_base_s:g} s doubling to "
         f"{retry.backoff_max_s:g} s (±{retry.jitter_ratio:.0%} jitter); fails at once on "
         + ", ".join(e.__name__ for e in retry.discard_on),

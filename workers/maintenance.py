@@ -30,19 +30,23 @@ from sqlalchemy import or_, select
 
 from shared import defaults, fairshare, redisurl
 from shared.db import forget_engines, get_sessionmaker
+from shared.errors import JobCanceled
+from shared.jobtypes import public_queue
 from shared.models import Job, utcnow
 from shared.processes import pid_alive
 from shared.queues import QueueControl
 from shared.rollups import Rollups
 from shared.settings import get_settings
 from shared.states import Status
-from workers import poolwatch, revokes, timeouts, workflow_steps
+from workers import poolwatch, revokes, threadpool, timeouts, workflow_steps
+from workers.dbwatch import DatabaseWatch
 from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
 from workers.unacked import backlog, restore_unnoted, sweep_lost
 
 log = logging.getLogger("questboard.maintenance")
 
 BROKER_EPOCH_KEY = "questboard:broker-epoch"
+RESEND_CONSUMING_S = 10.0  # Maintenance.consume
 
 _state: dict[str, Any] = {"queues": [], "paused_at_start": set()}
 
@@ -67,6 +71,10 @@ class Maintenance:
         self.redis = redisurl.client(settings.redis_url, socket_timeout=5, decode_responses=True)
         self.queue_control = QueueControl(settings.resolved_database_url)
         self.rollups = Rollups(settings.resolved_database_url)  # the console's 24 h charts
+        self.rollup_interval_s = settings.rollup_interval_s
+        self._consume_lock = threading.Lock()
+        self.database = DatabaseWatch(settings.resolved_database_url, self._database_probed)
+        self._consuming_sent_at = time.monotonic()
         self.consuming = set(queues) - set(_state["paused_at_start"])
         self._next: dict[str, float] = {}
         self._noted_by_live: set[str] = set()
@@ -81,7 +89,7 @@ class Maintenance:
 
     def run_pass(self) -> None:
         steps = [
-            ("heartbeat", defaults.WORKER_HEARTBEAT_INTERVAL_S, self.heartbeat),
+            ("heartbeat", defaults.WORKER_HEARTBEAT_INTERVAL_S, self.heartbeat),  # the only one while down
             ("revokes", defaults.MAINTENANCE_INTERVAL_S, lambda: revokes.apply_pending(self.lifecycle)),
             ("release", defaults.MAINTENANCE_INTERVAL_S, self.lifecycle.release_due),
             ("cancel", defaults.MAINTENANCE_INTERVAL_S, self.enforce_cancels),
@@ -96,10 +104,12 @@ class Maintenance:
             # Fair share: held jobs of every queue, in turns (covers a refill nobody triggered).
             ("fair-share", defaults.MAINTENANCE_INTERVAL_S, self.refill_fair_share),
             ("pause", 1.0, self.follow_pauses),
-            ("rollups", defaults.ROLLUP_INTERVAL_S, self.rollups.refresh),
+            ("rollups", self.rollup_interval_s, self.rollups.refresh),
             ("workflows", defaults.WORKFLOW_SWEEP_INTERVAL_S, workflow_steps.sweep),  # never hangs
         ]
         for name, every_s, step in steps:
+            if not self.database.up and name != "heartbeat":
+                break  # cut from the database (workers.dbwatch): the rest would only wait for timeouts
             if self.due(name, every_s):
                 try:
                     step()
@@ -109,8 +119,10 @@ class Maintenance:
     def heartbeat(self) -> None:
         info = {
             "name": self.hostname,
-            "queues": sorted(self.consuming),
-            "configured_queues": self.queues,
+            # Public names: a prefork worker of "default.process" serves the "default" queue.
+            "queues": sorted({public_queue(q) for q in self.consuming_now()}),
+            "configured_queues": sorted({public_queue(q) for q in self.queues}),
+            "pool": "threads" if threadpool.is_threads() else "prefork",
             "concurrency": self.concurrency,
             "pid": os.getpid(),
             "last_heartbeat": time.time(),
@@ -129,6 +141,9 @@ class Maintenance:
         for job in self._running(
             Job.worker == self.hostname, Job.cancel_requested.is_(True), Job.cancel_requested_at <= deadline
         ):
+            if threadpool.runs_here(job):
+                self._stop_thread(job, JobCanceled, lambda j: self.lifecycle.mark_canceled(j.id, j.attempts))
+                continue
             if self.lifecycle.mark_canceled(job.id, job.attempts) is not None and job.worker_pid:
                 # The body ignored the cancel: end its process; the pool starts a fresh one.
                 log.warning(
@@ -139,10 +154,25 @@ class Maintenance:
                 except ProcessLookupError:
                     pass
 
+    def _stop_thread(self, job: Job, exc_type: type[BaseException], record: Any) -> None:
+        """A thread-pool job that must stop: interrupt its thread; record and recycle if it does not."""
+        if not threadpool.running(job.id):  # its thread is done: only the row is left to close
+            record(job)
+        elif threadpool.stop(job.id, exc_type):
+            record(job)
+            threadpool.recycle(self.lifecycle, self.sessions, self.redis, self.hostname, job.id)
+
     def enforce_time_limits(self) -> None:
-        timeouts.enforce(
-            self.lifecycle, self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None))
-        )
+        jobs = self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None))
+        if not threadpool.is_threads():
+            timeouts.enforce(self.lifecycle, jobs)
+            return
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        for job in jobs:  # no Celery limits on threads: the soft limit here, then recycle
+            if threadpool.runs_here(job) and timeouts.past_limit(job):
+                record = lambda j: timeouts.record_time_limit(self.lifecycle, j)  # noqa: E731
+                self._stop_thread(job, SoftTimeLimitExceeded, record)
 
     def recover_local(self) -> None:
         for job in self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None)):
@@ -262,20 +292,56 @@ class Maintenance:
 
     def follow_pauses(self) -> None:
         paused = self.queue_control.paused()
+        # Broker names: "default.process" follows a pause of "default".
+        self.consume({queue for queue in self.queues if public_queue(queue) not in paused})
+
+    def _database_probed(self, up: bool, changed: bool) -> None:
+        if not up:
+            self.consume(set())  # every probe while down: a cancel that did not get through is re-sent
+        elif changed:
+            self._next.pop("pause", None)  # the next pass reads the pauses and consumes again
+
+    def consuming_now(self) -> set[str]:
+        with self._consume_lock:
+            return set(self.consuming)
+
+    def consume(self, wanted: set[str]) -> None:
+        """Consume exactly ``wanted`` of this worker's queues: none while the database is unreachable.
+
+        The remote-control messages that do it are fire-and-forget (one sent while the worker's broker
+        connection is being re-made is lost), so every ``RESEND_CONSUMING_S`` the whole state is sent
+        again; both commands leave a queue already in that state as it is."""
+        with self._consume_lock:
+            now = time.monotonic()
+            resend = now - self._consuming_sent_at >= RESEND_CONSUMING_S
+            if resend:
+                self._consuming_sent_at = now
+            self._consume(wanted if self.database.up else set(), resend)
+
+    def _consume(self, wanted: set[str], resend: bool) -> None:
+        control = self.app.control
         for queue in self.queues:
-            if queue in paused and queue in self.consuming:
-                self.app.control.cancel_consumer(queue, destination=[self.hostname], reply=False)
-                self.consuming.discard(queue)
-                log.info("queue paused: stopped consuming", extra={"queue": queue})
-            elif queue not in paused and queue not in self.consuming:
-                self.app.control.add_consumer(queue, destination=[self.hostname], reply=False)
-                self.consuming.add(queue)
-                log.info("queue resumed: consuming again", extra={"queue": queue})
+            change = (queue in wanted) != (queue in self.consuming)
+            if not (change or resend):
+                continue
+            if queue in wanted:
+                control.add_consumer(queue, destination=[self.hostname], reply=False)
+                if change:
+                    self.consuming.add(queue)
+                    log.info("consuming again", extra={"queue": queue})
+            else:
+                control.cancel_consumer(queue, destination=[self.hostname], reply=False)
+                if change:
+                    self.consuming.discard(queue)
+                    log.info("stopped consuming", extra={"queue": queue})
 
 
 def _loop(maintenance: Maintenance, stop: threading.Event) -> None:
     while not stop.is_set():
-        maintenance.run_pass()
+        try:
+            maintenance.run_pass()
+        except Exception:  # the loop must outlive anything one pass meets
+            log.exception("maintenance pass failed")
         stop.wait(defaults.MAINTENANCE_INTERVAL_S)
 
 
@@ -293,7 +359,7 @@ def _apply_pauses_before_consuming(sender: str, instance: Any, **_: Any) -> None
     except Exception:  # no database yet: start consuming; the loop applies pauses later
         log.exception("could not read paused queues at start-up")
         paused = set()
-    _state["paused_at_start"] = paused & set(configured)
+    _state["paused_at_start"] = {q for q in configured if public_queue(q) in paused}
     for queue in _state["paused_at_start"]:
         queues.deselect(queue)
 
@@ -317,8 +383,10 @@ def _after_fork(**_: Any) -> None:
 def _start(sender: Any = None, **_: Any) -> None:
     consumer = sender
     concurrency = getattr(consumer.pool, "limit", None) or consumer.app.conf.worker_concurrency or 1
+    threadpool.set_threads("thread" in type(consumer.pool).__module__)
     maintenance = Maintenance(consumer.app, consumer.hostname, _state["queues"], concurrency)
     _stop.clear()
+    maintenance.database.start(_stop)
     threading.Thread(
         target=_loop, args=(maintenance, _stop), name="questboard-maintenance", daemon=True
     ).start()

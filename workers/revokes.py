@@ -79,10 +79,13 @@ def _on_task_revoked(
 def _noting(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def command(state: Any, **kwargs: Any) -> Any:
-        reply = original(state, **kwargs)  # Celery's own handling first (remember, terminate)
-        for job_id in _ids(kwargs.get("task_id")):
-            _pending.put((job_id, False, "revoke"))
-        return reply
+        try:
+            return original(state, **kwargs)  # Celery's own handling first (remember, terminate)
+        except NotImplementedError:  # a thread pool ends no process: the job is asked to stop (below)
+            return {"ok": "revoked; a thread pool ends no process: the running job is asked to stop"}
+        finally:
+            for job_id in _ids(kwargs.get("task_id")):
+                _pending.put((job_id, False, "revoke"))
 
     return command
 

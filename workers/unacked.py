@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import defaults
-from shared.jobtypes import QUEUES
+from shared.jobtypes import BROKER_QUEUES
 from shared.models import Job, utcnow
 from shared.states import Status
 
@@ -95,7 +95,7 @@ def restore_unnoted(
 
 
 def queue_keys() -> list[str]:
-    return [q + (f"{PRIORITY_SEPARATOR}{p}" if p else "") for q in QUEUES for p in range(10)]
+    return [q + (f"{PRIORITY_SEPARATOR}{p}" if p else "") for q in BROKER_QUEUES for p in range(10)]
 
 
 def backlog(client: redis.Redis) -> int:

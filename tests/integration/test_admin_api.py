@@ -210,3 +210,19 @@ def test_a_paused_recurring_task_stays_paused_when_beat_restarts(client, admin, 
 
     RedBeatScheduler(app=app)  # what plain RedBeat would do on a restart: the pause would be lost
     assert paused()["cleanup-events"] is False
+
+
+def test_queue_depth_counts_the_messages_of_process_types_too(settings, alice, admin):
+    """A ``pool="process"`` type's messages wait on the queue's process twin (``low.process``): they
+    are part of the queue's depth (they were left out, so a backlog only prefork workers serve hid)."""
+    from web import create_app
+
+    app = create_app(settings.model_copy(update={"job_modules": "tests.reliability.jobtypes"}), TESTING=True)
+    client = app.test_client()
+    for job_type in ("test.where", "test.where", "test.sleep"):  # two process-type messages, one not
+        response = client.post(
+            "/api/jobs", json={"type": job_type, "params": {}, "queue": "low"}, headers=alice.headers
+        )
+        assert response.status_code == 202, response.get_json()
+    queues = {q["name"]: q for q in client.get("/api/admin/queues", headers=admin.headers).get_json()}
+    assert queues["low"]["depth"] == 3

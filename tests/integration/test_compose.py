@@ -80,10 +80,17 @@ def test_roles_run_the_questboard_commands(services):
     assert services["web"]["command"][:2] == ["questboard", "web"]
     commands = {name: svc.get("command", []) for name, svc in services.items()}
     workers = {n: c for n, c in commands.items() if c[:2] == ["questboard", "worker"]}
-    assert {tuple(c[c.index("--queues") + 1].split(",")) for c in workers.values()} == {
+    threads = {n: c for n, c in workers.items() if c[c.index("--pool") + 1] == "threads"}
+    assert {tuple(c[c.index("--queues") + 1].split(",")) for c in threads.values()} == {
         ("critical", "high"),
         ("default", "low"),
     }
+    # The prefork worker for pool="process" types, of every queue (behind the "process" profile).
+    process = workers["worker-process"]
+    assert process[process.index("--pool") + 1] == "process"
+    assert process[process.index("--queues") + 1] == "critical,high,default,low"
+    assert services["worker-process"]["profiles"] == ["process"]
+    assert set(workers) == {*threads, "worker-process"}
     assert [n for n, c in commands.items() if c[:2] == ["questboard", "beat"]] == ["beat"]
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "ops:flower-pw"
     assert services["flower"]["command"][:2] == ["questboard", "flower"]
@@ -91,7 +98,7 @@ def test_roles_run_the_questboard_commands(services):
 
 def test_web_scales_its_processes_with_web_concurrency(services):
     web = services["web"]
-    assert web["environment"]["WEB_CONCURRENCY"] == ""  # unset: shared.webserver runs one process
+    assert web["environment"]["WEB_CONCURRENCY"] == ""  # unset: shared.webserver runs one per core
     assert web["environment"]["REDIS_URL"] == services["worker-default"]["environment"]["REDIS_URL"]
     assert int(web["ulimits"]["nofile"]) >= 10_000  # every held websocket is a file descriptor
     four = yaml.safe_load(compose("config", WEB_CONCURRENCY="4", **SECRETS).stdout)["services"]["web"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from questboard.testing import wait_for
 from shared.errors import InvalidRequest
 
 
@@ -20,6 +21,19 @@ def test_probe_fails_first_attempts_then_succeeds(questboard, questboard_worker)
     questboard.submit("diagnostics.probe", {"fail_first_attempts": 1})
     [job] = questboard.perform_enqueued()
     assert job["status"] == "succeeded" and job["attempts"] == 2
+
+
+def test_perform_enqueued_returns_a_job_the_running_worker_already_finished(questboard, questboard_worker):
+    submitted = questboard.submit("diagnostics.probe", {"steps": 1})
+    wait_for(
+        lambda: questboard.service.get(questboard.user, submitted["id"])["status"] == "succeeded",
+        30,
+        0.05,
+        what="the running worker to finish the probe on its own",
+    )
+    [job] = questboard.perform_enqueued()
+    assert job["id"] == submitted["id"] and job["status"] == "succeeded"
+    assert questboard.perform_enqueued() == []
 
 
 def test_character_generation_writes_a_background(questboard):

@@ -127,3 +127,13 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_a_worker_that_recycled_itself_is_started_again_at_once_and_never_given_up(supervisor, log):
+    code = defaults.WORKER_RECYCLE_EXIT_CODE  # a thread-pool worker ending a stuck job (workers.threadpool)
+    slow = RestartPolicy(initial_backoff_s=5, give_up_exits=2)
+    supervisor.add(Role("recycler", python(f"import sys; sys.exit({code})"), policy=slow))
+    wait_for(ticking(supervisor, lambda: state(supervisor, "recycler")["restarts"] >= 4), 20, 0.02)
+    assert state(supervisor, "recycler")["state"] != GAVE_UP  # 4 exits, with give_up_exits=2
+    assert not re.findall(r"again in", " ".join(line for _, line in log.lines))  # no backoff
+    assert len(log.matching(r"recycler recycled itself")) >= 4

@@ -59,13 +59,14 @@ class Stack:
     def _service(self) -> JobService:
         from questboard.app import job_types
         from workers.celery_app import make_celery
-        from workers.dispatch import CeleryDispatcher
+        from workers.dispatch import CeleryDispatcher, pools_of
 
+        registry = job_types(JOB_MODULES)
         return JobService(
             self.db_url,
-            job_types(JOB_MODULES),
+            registry,
             SocketIOPublisher(self.redis.url),
-            CeleryDispatcher(make_celery(self.settings)),
+            CeleryDispatcher(make_celery(self.settings), pools_of(registry)),
             user_job_limit=self.settings.user_job_limit,
         )
 
@@ -76,9 +77,16 @@ class Stack:
         name: str | None = None,
         wait: bool = True,
         extra_args: list[str] | None = None,
+        pool: str = "threads",
     ) -> ManagedProcess:
         proc = worker_process(
-            self.env, self.tmp_path, queues=queues, concurrency=concurrency, name=name, extra_args=extra_args
+            self.env,
+            self.tmp_path,
+            queues=queues,
+            concurrency=concurrency,
+            name=name,
+            extra_args=extra_args,
+            pool=pool,
         )
         self.workers.append(proc)
         proc.start()
@@ -126,7 +134,7 @@ class Stack:
 
     def close(self) -> None:
         for proc in self.workers:
-            proc.stop(timeout_s=10)
+            proc.kill()  # the test is over: no graceful stop (ManagedProcess.kill)
         self.redis.stop()
 
 

@@ -116,10 +116,20 @@ JOBS = [
         retry=FAST_RETRY,
     ),
     JobType("test.sleep", "Sleeps without progress.", SleepParams, sleep_without_progress, retry=FAST_RETRY),
-    JobType("test.crash", "Kills its worker process.", SleepParams, crash, retry=FAST_RETRY),
+    # Kills its process, as a crashing extension would: a type like that runs on a prefork pool.
+    JobType("test.crash", "Kills its worker process.", SleepParams, crash, retry=FAST_RETRY, pool="process"),
     JobType(
         "test.c_sleep",
         "Sleeps in a C call that ignores signals.",
+        SleepParams,
+        sleep_in_c,
+        retry=RetryPolicy(max_attempts=2, backoff_base_s=0.2, backoff_max_s=0.5),
+        time_limit_seconds=60,
+        pool="process",  # a stuck C call needs a hard kill: the pool process is ended
+    ),
+    JobType(  # the same body on a thread pool: only recycling its worker ends it (workers.threadpool)
+        "test.c_sleep_threads",
+        "Sleeps in a C call that ignores signals, on a thread pool.",
         SleepParams,
         sleep_in_c,
         retry=RetryPolicy(max_attempts=2, backoff_base_s=0.2, backoff_max_s=0.5),
@@ -145,6 +155,15 @@ JOBS = [
         unique_by=lambda p: p.key,
     ),
 ]
+
+
+def where(ctx: JobContext, params: SleepParams) -> dict[str, int]:
+    """Records its start and says which process ran it."""
+    record_start(ctx)
+    return {"pid": os.getpid(), "parent": os.getppid()}
+
+
+JOBS.append(JobType("test.where", "Says which process ran it.", SleepParams, where, pool="process"))
 
 JOBS.append(
     JobType(

@@ -40,7 +40,9 @@ def test_killed_worker_job_runs_again_on_another_worker(stack):
 
 
 def test_killed_pool_process_job_is_requeued_and_succeeds(stack):
-    stack.start_worker(concurrency=1, name="pool")
+    stack.start_worker(
+        concurrency=1, name="pool", pool="prefork"
+    )  # a pool process of its own (threads: tests/reliability/test_thread_pools.py)
     job_id = stack.submit("test.sleep", {"seconds": 3})
     running = stack.wait_status(job_id, "running")
     os.kill(running.worker_pid, signal.SIGKILL)
@@ -53,7 +55,9 @@ def test_killed_pool_process_job_is_requeued_and_succeeds(stack):
 
 
 def test_a_job_that_kills_its_worker_every_time_ends_failed(stack):
-    stack.start_worker(concurrency=1, name="victim")
+    stack.start_worker(
+        concurrency=1, name="victim", pool="prefork"
+    )  # a pool process of its own (threads: tests/reliability/test_thread_pools.py)
     job_id = stack.submit("test.crash")
     failed = stack.wait_status(job_id, "failed", 60)
     assert failed.attempts == failed.max_attempts == 3
@@ -72,7 +76,9 @@ def test_sigterm_lets_the_running_job_finish(stack):
 
 
 def test_cancel_of_a_running_job_stops_it_within_5_seconds(stack):
-    stack.start_worker(concurrency=1, name="canceler")
+    stack.start_worker(
+        concurrency=1, name="canceler", pool="prefork"
+    )  # a pool process of its own (threads: tests/reliability/test_thread_pools.py)
     # Cooperative: a probe reaches a progress point every 100 ms.
     probe = stack.submit("diagnostics.probe", {"steps": 600, "step_ms": 100})
     stack.wait_status(probe, "running")
@@ -90,7 +96,9 @@ def test_cancel_of_a_running_job_stops_it_within_5_seconds(stack):
 
 
 def test_sigterm_to_the_whole_process_group_requeues_the_job_and_another_worker_runs_it(stack):
-    worker = stack.start_worker(concurrency=1, name="grouped")
+    worker = stack.start_worker(
+        concurrency=1, name="grouped", pool="prefork"
+    )  # its pool processes take the SIGTERM too
     job_id = stack.submit("test.sleep", {"seconds": 3})
     stack.wait_status(job_id, "running")
     stack.start_worker(concurrency=1, name="heir")

@@ -78,7 +78,9 @@ def test_a_crashed_slot_holder_releases_its_slot(stack):
     first = stack.submit("test.exclusive", {"seconds": 30, "key": "k"})
     stack.wait_status(first, "running")
     second = stack.submit("test.exclusive", {"seconds": 0.1, "key": "k"})
-    stack.start_worker(concurrency=1, name="next")
+    # The cancel below ends a body that never reaches a progress point: on prefork its pool process is
+    # replaced (a thread-pool worker would recycle itself, and no supervisor restarts it here).
+    stack.start_worker(concurrency=1, name="next", pool="prefork")
     stack.wait_status(second, "blocked", 20)
     victim.kill()
     # The dead holder's slot is freed: its job is recovered and takes the slot again on the live worker

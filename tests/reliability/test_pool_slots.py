@@ -23,7 +23,7 @@ def db_stack(tmp_path: Path, database_url: str) -> Iterator[Stack]:
 
 def test_after_a_kill_for_cancel_the_pool_still_runs_two_jobs_side_by_side(db_stack):
     stack = db_stack
-    stack.start_worker(queues="default", concurrency=2, name="pool")
+    stack.start_worker(queues="default", concurrency=2, name="pool", pool="prefork")  # kills a pool process
     for round_ in range(ROUNDS):
         # One step of 60 s never reaches a progress point: the cancel is enforced by killing its process.
         stuck = stack.submit("diagnostics.probe", {"steps": 1, "step_ms": 60_000})

@@ -71,7 +71,7 @@ def held_slots(stack: Stack, key: str) -> int:
 
 def test_a_revoked_queued_job_is_canceled_and_its_owner_can_submit_again(any_db_stack):
     stack = any_db_stack
-    stack.start_worker(concurrency=1, name="busy")
+    stack.start_worker(concurrency=1, name="busy", pool="prefork")  # terminate ends a pool process
     busy = stack.submit("test.sleep", {"seconds": 60})
     stack.wait_status(busy, "running")
     waiting = stack.submit("test.sleep", {"seconds": 0})  # its message waits in Redis: the pool is busy
@@ -97,7 +97,7 @@ def test_a_revoked_queued_job_is_canceled_and_its_owner_can_submit_again(any_db_
 
 def test_revoke_with_terminate_of_a_running_job_cancels_it_and_the_pool_serves_on(any_db_stack):
     stack = any_db_stack
-    stack.start_worker(concurrency=1, name="pool")
+    stack.start_worker(concurrency=1, name="pool", pool="prefork")  # terminate ends a pool process
     # Never reaches a progress point (no cooperative cancel), and holds a concurrency slot.
     victim = stack.submit("test.exclusive", {"seconds": 60, "key": "r"})
     running = stack.wait_status(victim, "running")
@@ -159,7 +159,9 @@ def test_revoke_without_terminate_stops_a_running_job_at_its_next_progress_point
 
 
 def test_revoke_without_terminate_of_a_body_that_never_reports_ends_it_after_the_cancel_grace(stack):
-    stack.start_worker(concurrency=1, name="deaf")
+    stack.start_worker(
+        concurrency=1, name="deaf", pool="prefork"
+    )  # a pool process to end (threads: test_thread_pools.py)
     deaf = stack.submit("test.sleep", {"seconds": 60})
     stack.wait_status(deaf, "running")
     revoke(stack, deaf)
@@ -183,18 +185,19 @@ def test_a_message_whose_id_was_revoked_earlier_cancels_its_job_when_it_arrives(
     job revoked after it failed) is dropped unrun, and the job ends canceled instead of waiting queued."""
     from questboard.app import job_types
     from workers.celery_app import make_celery
-    from workers.dispatch import CeleryDispatcher
+    from workers.dispatch import CeleryDispatcher, pools_of
 
-    stack.start_worker(concurrency=1, name="memory")
+    stack.start_worker(concurrency=1, name="memory", pool="prefork")  # test.crash is a process type
     crashing = stack.submit("test.crash")
     stack.wait_status(crashing, "failed", 60)
     revoke(stack, crashing)  # finished: nothing to cancel, but every worker now drops its messages
     wait_for(lambda: stack.job(crashing).status == "failed", 1, what="still failed")  # left alone
+    registry = job_types(JOB_MODULES)
     dead = DeadLetters(
         stack.db_url,
-        job_types(JOB_MODULES),
+        registry,
         SocketIOPublisher(stack.redis.url),
-        CeleryDispatcher(make_celery(stack.settings)),
+        CeleryDispatcher(make_celery(stack.settings), pools_of(registry)),
     )
     assert dead.retry(crashing)["status"] == "queued"
     canceled = stack.wait_status(crashing, "canceled", 5)

@@ -24,7 +24,7 @@ def attempts_done(stack, job_id: str, n: int) -> list:
 
 def test_a_body_stuck_in_a_c_call_is_stopped_at_its_limit_and_the_pool_keeps_serving(stack):
     stack.env["QUESTBOARD_TIME_LIMITS"] = f"test.c_sleep:{LIMIT_S}"
-    stack.start_worker(concurrency=1)
+    stack.start_worker(concurrency=1, pool="prefork")  # a process type (threads: test_thread_pools.py)
     job_id = stack.submit("test.c_sleep", {"seconds": 10})
     running = stack.wait_status(job_id, "running", 20)
     seen_running = time.monotonic()
