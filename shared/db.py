@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as exc_mod
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import defaults
@@ -40,6 +42,34 @@ _PG_CONNECT_ARGS = {
     "tcp_user_timeout": 10_000,  # milliseconds
 }
 
+
+def probe_connect_args(url: str) -> dict[str, object]:
+    """The connect arguments of the engines here, for an engine of its own (a health probe's)."""
+    return {} if url.startswith("sqlite") else dict(_PG_CONNECT_ARGS)
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle over ``DB_PING_IDLE_S`` (one that was
+    just checked in is alive: pinging it too cost a round trip per transaction). A failed ping makes the
+    pool replace the connection with a new one, as ``pool_pre_ping`` would."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["qb_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("qb_idle_since")
+        if idle_since is None or time.monotonic() - idle_since < defaults.DB_PING_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)  # looked up now: the web wraps it in a deadline
+        except Exception as exc:
+            raise exc_mod.DisconnectionError(repr(exc)) from exc
+        if not alive:
+            raise exc_mod.DisconnectionError("ping failed")
+
+
 _engines: dict[str, Engine] = {}
 _sessionmakers: dict[str, sessionmaker[Session]] = {}
 
@@ -54,12 +84,12 @@ def get_engine(url: str) -> Engine:
         else:
             engine = create_engine(
                 url,
-                pool_pre_ping=True,
                 pool_size=10,
                 max_overflow=20,
                 pool_timeout=defaults.DB_POOL_TIMEOUT_S,
                 connect_args=_PG_CONNECT_ARGS,
             )
+            _ping_when_idle(engine)
         _engines[url] = engine
     return engine
 

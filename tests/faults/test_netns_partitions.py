@@ -12,6 +12,7 @@ the worker that claimed them), so a slow poll can neither fail it nor hide a lat
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from questboard.testing import wait_for
+from shared import defaults
 from shared.db import get_engine
 from tests.faults.hosts import READY_S, Hosts
 from tests.faults.jobtypes import LEDGER_DDL
@@ -83,6 +85,16 @@ def _held_recovered_in_time(hosts: Hosts, held: list[str], cut_wall: float, what
     assert max(started) < RECOVERY_BOUND_S, f"held jobs started {started} s after the cut"
 
 
+def _consuming(hosts: Hosts, host: str) -> list[str] | None:
+    """The queues the worker on ``host`` consumes, as its heartbeat reports them (None: no heartbeat)."""
+    redis = hosts.local_redis()
+    for key in redis.scan_iter(match=f"{defaults.WORKER_KEY_PREFIX}{host}@*"):
+        beat = redis.get(key)
+        if beat:
+            return list(json.loads(beat)["queues"])
+    return None
+
+
 def test_worker_host_cut_from_redis_for_40_s_loses_nothing(hosts_for, sqlite_url: str):
     hosts = hosts_for(sqlite_url)
     _ledger(hosts)
@@ -134,8 +146,12 @@ def test_worker_host_cut_from_the_database_loses_nothing_and_commits_once(hosts_
     for _ in range(2):
         assert hosts.submit(steps=2)[0] == 202  # accepted during the cut, run by w2
     _held_recovered_in_time(hosts, held, cut_wall, "worker host cut from the database")
+    # Cut from the database, w1 takes no message (else it takes back each one it gave back, and a job
+    # w2 could run waits for whichever wins the race each time); it consumes again once healed.
+    wait_for(lambda: _consuming(hosts, "w1") == [], READY_S, 0.2, what="w1 to stop consuming")
     wait_for(lambda: time.monotonic() - cut_at >= 30, 35, 0.5, what="the cut to last 30 s")
     hosts.net.heal("w1", "db")
+    wait_for(lambda: _consuming(hosts, "w1") == ["default"], READY_S, 0.2, what="w1 to consume again")
     _check_ledger(hosts, "worker host cut from the database", time.monotonic())
 
 
