@@ -2,9 +2,9 @@
 
 Each process is evented (gevent, monkey-patched by the worker before the app is imported), so an idle
 websocket or a slow client costs a greenlet, not a thread. The processes share Socket.IO through the
-Redis message queue; they share no sessions of their own, so clients connect with the websocket
-transport (one request, held by one process). Long-polling needs every request of a client to reach the
-same process: run WEB_CONCURRENCY=1 processes behind a sticky proxy for that (docs/operations.md).
+Redis message queue. A websocket client is one request, held by one process; a long-polling client's
+requests are passed to the process that holds its session (web.eio_relay). Several hosts or containers
+behind one balancer need websocket clients or a sticky proxy for polling (docs/operations.md).
 
 gunicorn's gevent worker reads each request head under a ``gevent.Timeout`` of ``--keep-alive``: that is
 what cuts a client that sends its headers slowly (``--timeout`` is only the worker heartbeat there).
@@ -20,14 +20,10 @@ WSGI_APP = "web.wsgi:app"
 
 
 def web_concurrency(environ: dict[str, str] | None = None) -> int:
-    """Web processes to run: ``WEB_CONCURRENCY`` if set, else one (WEB_PROCESSES_DEFAULT).
-
-    One evented process already holds thousands of connections. More than one needs clients that connect
-    with the websocket transport (or a sticky proxy): a default Socket.IO client starts with long-polling,
-    whose requests must all reach the process that holds its session, so several processes are opt-in."""
+    """Web processes to run: ``WEB_CONCURRENCY`` if set (and not empty), else one per core."""
     value = (os.environ if environ is None else environ).get("WEB_CONCURRENCY", "").strip()
     if not value:
-        return defaults.WEB_PROCESSES_DEFAULT
+        return os.cpu_count() or 1
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"WEB_CONCURRENCY must be a whole number >= 1, not {value!r}")
     return int(value)

@@ -14,8 +14,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from questboard import app as composition
 from shared import dbdeadline, defaults, redisurl
 from shared.db import get_engine
+from shared.publisher import UnbatchingRedisManager
 from shared.sessions import ServerSessions
 from shared.settings import Settings, get_settings
+from web import eio_relay
 from web.edge import BoundedJSONProvider, EdgeRequest, SecurityHeaders
 
 socketio = SocketIO()
@@ -26,12 +28,9 @@ SESSION_LIFETIME = timedelta(seconds=defaults.SESSION_LIFETIME_S)
 
 
 def _message_queue(redis_url: str) -> dict[str, Any]:
-    """Socket.IO's message-queue options for ``redis_url`` (a Sentinel service gets its own manager)."""
-    if not redisurl.is_sentinel(redis_url):
-        return {"message_queue": redis_url}
-    import socketio as sio
-
-    manager = sio.RedisManager(redisurl.socketio_url(redis_url), channel="flask-socketio")
+    """Socket.IO's message-queue manager for ``redis_url`` (plain Redis or a Sentinel service): it also
+    unpacks the workers' batched updates (shared.publisher)."""
+    manager = UnbatchingRedisManager(redisurl.socketio_url(redis_url), channel=defaults.SOCKETIO_CHANNEL)
     return {"client_manager": manager}
 
 
@@ -119,4 +118,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # The client's address (sign-in limits, logs), scheme and host as the proxies saw them.
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    if eio_relay.supported():
+        # Outermost: a polling request of another web process's session goes there untouched.
+        relay = eio_relay.EngineIORelay(app.wsgi_app, socketio.server.eio)
+        relay.start()
+        app.wsgi_app = relay  # type: ignore[method-assign]
     return app

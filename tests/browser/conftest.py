@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from questboard.testing import http_ok, wait_for, web_process
+from shared.webserver import web_concurrency
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -89,3 +92,17 @@ def shots_dir() -> Path:
     """Screenshots for a human to look at (not asserted)."""
     SHOTS_DIR.mkdir(parents=True, exist_ok=True)
     return SHOTS_DIR
+
+
+@pytest.fixture
+def live_server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """The web server as shipped: as many processes as `questboard web` runs by default (one per core)."""
+    proc, base_url = web_process(env, tmp_path, workers=web_concurrency(env))
+    proc.start()
+    try:
+        # Each process imports the app: on a loaded 2-core machine that takes a while.
+        wait_for(lambda: http_ok(base_url + "/healthz") or not proc.alive(), 90, what="web server")
+        assert proc.alive(), proc.output()[-3000:]
+        yield base_url
+    finally:
+        proc.kill()  # the test is over: no graceful stop (ManagedProcess.kill)

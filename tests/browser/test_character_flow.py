@@ -11,7 +11,7 @@ import requests
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from questboard.testing import http_ok, wait_for, web_process
+from questboard.testing import wait_for
 from shared.db import get_sessionmaker
 from shared.models import OutboxMail
 
@@ -283,27 +283,22 @@ def test_login_form_and_spent_magic_link(page: Page, live_server, alice, setting
     expect(page.locator("h1")).to_have_text("This link can't be used")
 
 
-def test_live_progress_over_websocket_only_from_a_two_process_web(
-    page: Page, env, tmp_path: Path, accounts, alice, worker
+def test_live_progress_over_websocket_only_from_a_multi_process_web(
+    page: Page, live_server, accounts, alice, worker
 ):
-    """Pages connect with the websocket transport: it needs no sticky sessions, so two processes behind
-    one port serve them (a long-polling client would land its requests on either process)."""
-    proc, base = web_process(env, tmp_path, workers=2)
-    proc.start()
-    try:
-        wait_for(lambda: http_ok(base + "/healthz"), 30, what="web server")
-        sockets: list[str] = []
-        socketio_requests: list[str] = []
-        page.on("websocket", lambda ws: sockets.append(ws.url))
-        page.on("request", lambda r: "/socket.io/" in r.url and socketio_requests.append(r.url))
-        page.context.add_init_script(PROGRESS_RECORDER_JS)
-        job_id = submit_probe(base, alice, steps=10, step_ms=300)
-        log_in(page, accounts, alice, base)
-        page.goto(f"{base}/jobs/{job_id}")
-        expect(page.locator("#job [data-role=status]")).to_have_text("succeeded", timeout=LIVE_TIMEOUT_MS)
-        updates = page.evaluate("window.__qbProgressLog.filter(([kind]) => kind === 'update').length")
-        assert updates > 0  # the bar moved live, over Socket.IO
-        assert sockets and all("/socket.io/" in url and "transport=websocket" in url for url in sockets)
-        assert not [url for url in socketio_requests if "transport=polling" in url]
-    finally:
-        proc.stop(timeout_s=10)
+    """Pages connect with the websocket transport, which needs no relay or sticky proxy: the browser
+    fixtures' server runs as many processes as `questboard web` by default (one per core)."""
+    base = live_server
+    sockets: list[str] = []
+    socketio_requests: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.on("request", lambda r: "/socket.io/" in r.url and socketio_requests.append(r.url))
+    page.context.add_init_script(PROGRESS_RECORDER_JS)
+    job_id = submit_probe(base, alice, steps=10, step_ms=300)
+    log_in(page, accounts, alice, base)
+    page.goto(f"{base}/jobs/{job_id}")
+    expect(page.locator("#job [data-role=status]")).to_have_text("succeeded", timeout=LIVE_TIMEOUT_MS)
+    updates = page.evaluate("window.__qbProgressLog.filter(([kind]) => kind === 'update').length")
+    assert updates > 0  # the bar moved live, over Socket.IO
+    assert sockets and all("/socket.io/" in url and "transport=websocket" in url for url in sockets)
+    assert not [url for url in socketio_requests if "transport=polling" in url]

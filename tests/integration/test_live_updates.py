@@ -124,3 +124,26 @@ def test_connect_without_valid_credentials_is_refused(live_server):
     for token in (None, "not-a-token"):
         with pytest.raises(socketio.exceptions.ConnectionError):
             Listener(live_server, token)
+
+
+def test_a_batch_of_updates_is_one_publish_and_arrives_whole_and_in_order(
+    live_server, redis_server, alice, listen
+):
+    """The workers send a commit's updates of one user as one PUBLISH (shared.publisher); every web
+    process unpacks it into the job:update messages, in order."""
+    from shared.publisher import SocketIOPublisher
+
+    job_id = _submit(live_server, alice, {"steps": 1})  # no worker: it stays queued
+    listener = listen(alice.token)
+    listener.subscribe(job_id)
+    wait_for(lambda: listener.of(job_id), 10, what="the replay of the queued job")
+    client = redis_server.client()
+    client.config_resetstat()
+    updates = [
+        {"id": job_id, "status": "running", "progress": p, "message": f"step {p}", "attempts": 1}
+        for p in (10, 20, 30)
+    ]
+    SocketIOPublisher(redis_server.url).job_updates(updates, alice.user.id)
+    wait_for(lambda: len(listener.of(job_id)) >= 4, 10, what="the batched updates")
+    assert [u["progress"] for u in listener.of(job_id)[1:]] == [10, 20, 30]
+    assert client.info("commandstats")["cmdstat_publish"]["calls"] == 1

@@ -15,8 +15,9 @@ QUESTBOARD = str(Path(sys.executable).parent / "questboard")
 
 
 def test_web_concurrency_defaults_to_one_process_per_core():
-    assert web_concurrency({}) == 1  # one evented process unless WEB_CONCURRENCY says more
-    assert web_concurrency({"WEB_CONCURRENCY": ""}) == 1  # compose passes it empty: one evented process
+    cores = os.cpu_count() or 1
+    assert web_concurrency({}) == cores
+    assert web_concurrency({"WEB_CONCURRENCY": ""}) == cores  # compose passes it empty: one per core
     assert web_concurrency({"WEB_CONCURRENCY": "3"}) == 3
 
 

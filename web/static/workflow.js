@@ -6,7 +6,7 @@
   var root = document.getElementById("workflow");
   if (!root) return;
   var statusEl = root.querySelector("[data-role=workflow-status]");
-  var socket = io("/jobs", { transports: ["websocket", "polling"] });
+  var socket = io("/jobs", { transports: ["websocket"] });
 
   function setBadge(el, status) {
     if (!el) return;
