@@ -26,7 +26,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, exists, false, func, select, text, true, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import defaults
@@ -42,19 +54,21 @@ _Q = bindparam("b_queue", type_=JOBS.c.queue.type)
 _U = bindparam("b_user", type_=JOBS.c.user_id.type)
 _X = bindparam("b_except", type_=JOBS.c.id.type)
 _SINCE = bindparam("b_since", type_=JOBS.c.started_at.type)
-QUEUED = JOBS.c.status == Status.QUEUED.value
+# The statuses are literals, not parameters: PostgreSQL's partial indexes for these reads (migration 0015)
+# match only a condition the planner can see, in the generic plans of prepared statements too.
+QUEUED = JOBS.c.status == literal_column(f"'{Status.QUEUED.value}'")
+RUNNING = JOBS.c.status == literal_column(f"'{Status.RUNNING.value}'")
 HELD = (JOBS.c.queue == _Q, QUEUED, JOBS.c.held == true())
 SENT = (JOBS.c.queue == _Q, QUEUED, JOBS.c.held == false(), JOBS.c.needs_dispatch == false())
 
-# One round trip: jobs in flight (but the one being sent), jobs running, whether any job is held.
-STATE = select(
+# One round trip: jobs in flight (but the one being sent), jobs running, whether any job is held. The
+# columns on their own are also read with a submit's other reads (shared.jobs.SUBMIT_READ).
+STATE_COLUMNS = (
     select(func.count()).select_from(JOBS).where(*SENT, JOBS.c.id != _X).scalar_subquery(),
-    select(func.count())
-    .select_from(JOBS)
-    .where(JOBS.c.queue == _Q, JOBS.c.status == Status.RUNNING.value)
-    .scalar_subquery(),
+    select(func.count()).select_from(JOBS).where(JOBS.c.queue == _Q, RUNNING).scalar_subquery(),
     exists().where(*HELD),
 )
+STATE = select(*STATE_COLUMNS)
 # The users with held jobs: a loose index scan (one index seek per user, not one step per held job).
 WAITING_USERS = text(
     "WITH RECURSIVE waiting(uid) AS ("
@@ -114,9 +128,24 @@ def _engine(sessions: sessionmaker[Session]) -> tuple[Engine, str]:
     return engine, engine.url.render_as_string(hide_password=False)
 
 
-def _state(conn: Connection, queue: str, except_id: str = "") -> tuple[int, int, bool]:
-    in_flight, running, any_held = conn.execute(STATE, {"b_queue": queue, "b_except": except_id}).one()
+def _state(conn: Connection, queue: str) -> tuple[int, int, bool]:
+    """The queue's jobs in flight, its bound and whether any job is held (a refill's read)."""
+    in_flight, running, any_held = conn.execute(STATE, {"b_queue": queue, "b_except": ""}).one()
     return in_flight, bound(running), bool(any_held)
+
+
+def holds(in_flight: int, running: int, any_held: bool) -> bool:
+    """Whether a job sent now waits for its turn, from its queue's ``STATE_COLUMNS`` (the gate's one test).
+    A submit reads them in its own transaction, so that the new row goes in held (one commit; a hold after
+    the insert took a second transaction and two more reads), and then calls ``after_hold`` instead of
+    sending."""
+    return enabled() and (bool(any_held) or in_flight >= bound(running))
+
+
+def after_hold(machine: Machine, queue: str) -> None:
+    """A job of ``queue`` was committed held: refill, since the queue may have drained meanwhile."""
+    _quiet_until.pop((machine.url, queue), None)
+    refill(machine, queue)
 
 
 def send(machine: Machine, job: Row | dict[str, Any]) -> bool:
@@ -128,12 +157,11 @@ def send(machine: Machine, job: Row | dict[str, Any]) -> bool:
     if enabled():
         engine, url = machine.engine, machine.url
         with engine.connect() as conn:
-            in_flight, limit, any_held = _state(conn, queue, job_id)
-        if any_held or in_flight >= limit:
+            state = conn.execute(STATE, {"b_queue": queue, "b_except": job_id}).one()
+        if holds(*state):
             with write_gate(url), engine.begin() as conn:
                 conn.execute(HOLD, {"b_except": job_id})
-            _quiet_until.pop((url, queue), None)
-            refill(machine, queue)  # the queue may have drained meanwhile
+            after_hold(machine, queue)
             return True
     return machine.send(job)
 

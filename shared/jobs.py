@@ -43,6 +43,13 @@ COUNT_ACTIVE = (
 )
 
 
+# A submit's reads in one round trip, under its owner's lock: the owner's active jobs (the limit) and
+# waiting ones (the cap), and the queue's fair-share state (whether the new job is held).
+SUBMIT_READ = select(
+    COUNT_ACTIVE.scalar_subquery(), submitrules.COUNT_WAITING.scalar_subquery(), *fairshare.STATE_COLUMNS
+)
+
+
 def validation_fields(exc: ValidationError, prefix: str = "") -> dict[str, str]:
     """pydantic errors as ``{"field.path": "message"}``."""
     fields: dict[str, str] = {}
@@ -231,7 +238,9 @@ class JobService:
                 if existing is not None:
                     session.rollback()
                     return job_to_dict(existing), False
-            active = 0 if parent_id else conn.execute(COUNT_ACTIVE, {"b_user": user.id}).scalar_one()
+            counts = conn.execute(SUBMIT_READ, {"b_user": user.id, "b_queue": queue, "b_except": ""}).one()
+            active_jobs, waiting_jobs, *queue_state = counts
+            active = 0 if parent_id else active_jobs
             if active >= self.user_job_limit:
                 session.rollback()
                 raise LimitReached(
@@ -239,9 +248,7 @@ class JobService:
                     "Wait for one to finish or cancel one, then try again.",
                     retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
-            waiting = (
-                0 if system else conn.execute(submitrules.COUNT_WAITING, {"b_user": user.id}).scalar_one()
-            )
+            waiting = 0 if system else waiting_jobs
             if waiting + cost > self.user_queued_limit:
                 session.rollback()
                 raise LimitReached(
@@ -249,6 +256,7 @@ class JobService:
                     retry_after_s=defaults.LIMIT_RETRY_AFTER_S,
                 )
             status = Status.SCHEDULED if scheduled else Status.QUEUED
+            held = not scheduled and fairshare.holds(*queue_state)  # its turn comes later (fair share)
             row = {
                 "id": new_id(),
                 "user_id": user.id,
@@ -273,13 +281,16 @@ class JobService:
                 "started_at": None,
                 "finished_at": None,
                 "updated_at": now,
+                "held": held,
             }
             self.machine.submit(conn, row)
             session.commit()
             data = job_to_dict(SimpleNamespace(**row))  # type: ignore[arg-type]
         hooks.run_before_enqueue(data)
-        if not scheduled:
-            self.send(data)
+        if held:
+            fairshare.after_hold(self.machine, queue)
+        elif not scheduled:
+            self.machine.send(data)  # the gate's test was made above, in the transaction
         self.publisher.job_update(data, user.id)
         return data, True
 

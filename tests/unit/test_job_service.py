@@ -9,7 +9,7 @@ import pytest
 
 from questboard.app import registry
 from shared.accounts import Accounts
-from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound, TransientError
+from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound, PermanentError, TransientError
 from shared.jobs import JobService
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
@@ -151,6 +151,34 @@ def test_cancel_rules(parts):
     lifecycle.claim(running["id"], "w1")
     assert service.cancel(user, running["id"])["status"] == "running"
     assert lifecycle.progress(running["id"], 50, "half") is True  # the body is told to stop
+    # ... and stops: the job ends canceled, with the held report written in the same commit (nothing
+    # is left for this process's progress flusher to write after the test's database is gone)
+    assert lifecycle.mark_canceled(running["id"], 1).status == "canceled"
+    assert service.get(user, running["id"])["progress"] == 50
+
+
+@pytest.mark.parametrize("ending", ["cancel", "retry", "fail", "requeue"])
+def test_a_job_that_stops_right_after_a_report_keeps_its_percentage(parts, ending):
+    """A report made within the write interval is held, then written with the job's next move: the
+    move that ends the attempt keeps its percentage (it was written as an event only: a job canceled or
+    failed at 75% showed 0% after a refresh, and 75% had the report come a little earlier)."""
+    service, lifecycle, _, accounts = parts
+    user = accounts.ensure_user("a@example.com")
+    job, _ = service.submit(user, "diagnostics.probe", {})
+    lifecycle.claim(job["id"], "w1")
+    assert lifecycle.progress(job["id"], 75, "three quarters") is False
+    moves = {
+        "cancel": lambda: lifecycle.mark_canceled(job["id"], 1),
+        "retry": lambda: lifecycle.fail_attempt(job["id"], 1, TransientError("boom"), PROBE.retry),
+        "fail": lambda: lifecycle.fail_attempt(job["id"], 1, PermanentError("bad"), PROBE.retry),
+        "requeue": lambda: lifecycle.requeue(job["id"], 1, "worker stopping"),
+    }
+    row = moves[ending]()
+    assert (row.status, row.progress) == (
+        {"cancel": "canceled", "retry": "retrying", "fail": "failed", "requeue": "queued"}[ending],
+        75,
+    )
+    assert service.get(user, job["id"])["progress"] == 75
 
 
 def test_other_users_jobs_are_not_found_but_admins_see_them(parts):
