@@ -5,8 +5,12 @@ worker re-sends the ids of a worker whose heartbeat expired within seconds (``re
 
 Noting an id is off the consumer loop: ``task_received`` appends it in memory and a noter thread writes
 what accumulated with one SADD at most every ``NOTE_EVERY_S`` (a synchronous SADD per message was 12 %
-of a worker's CPU, BENCHMARKS.md P1). A worker killed within that window after receiving a message
-leaves it to kombu's visibility timeout.
+of a worker's CPU, BENCHMARKS.md P1). The noter waits ``NOTE_EVERY_S`` after the first id of a batch, then
+writes only the ids still waiting in this worker: those a pool process has already accepted (Celery's
+``active_requests``) or that have finished are covered by the database (a running job's row names its
+worker) and need no note, so a busy worker writes no SADD for the jobs it starts at once (BENCHMARKS.md,
+"Redis commands per job"). A worker killed before it noted a message leaves the message in kombu's
+unacked hash, from which ``workers.unacked.restore_unnoted`` gives it back after a few seconds.
 """
 
 from __future__ import annotations
@@ -50,7 +54,12 @@ class ReservedNoter:
             with self._wakeup:
                 while not self._pending:
                     self._wakeup.wait()
+            time.sleep(NOTE_EVERY_S)  # let ids accumulate (one round trip per window), and start
+            with self._wakeup:
                 batch, self._pending = self._pending, {}
+            batch = {host: ids for host, ids in ((h, still_waiting(i)) for h, i in batch.items()) if ids}
+            if not batch:
+                continue
             try:
                 pipe = self._client.pipeline(transaction=False)
                 for hostname, ids in batch.items():
@@ -61,7 +70,18 @@ class ReservedNoter:
                     "could not note reserved jobs",
                     extra={"count": sum(map(len, batch.values())), "error": repr(exc)},
                 )
-            time.sleep(NOTE_EVERY_S)  # let the next ids accumulate: one round trip per window at most
+
+
+def still_waiting(job_ids: list[str]) -> list[str]:
+    """Of ``job_ids`` (received by this worker process), those not yet accepted by a pool process and not
+    finished: Celery's own bookkeeping in the worker's main process (``celery.worker.state``)."""
+    from celery.worker import state
+
+    try:
+        active = {request.id for request in list(state.active_requests)}
+        return [job_id for job_id in job_ids if job_id in state.requests and job_id not in active]
+    except RuntimeError:  # changed while copied (another thread): note them all, as before
+        return job_ids
 
 
 @cache
