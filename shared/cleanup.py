@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from shared import defaults
 from shared.jobstate import Machine
-from shared.models import Job, MagicLink, UserSession, WebhookDelivery
+from shared.models import Job, MagicLink, UserSession, WebhookDelivery, Workflow, WorkflowStep
 from shared.settings import exports_dir
 
 
@@ -53,13 +53,17 @@ def purge_sessions(session: Session, now: datetime) -> int:
 def apply_retention(
     session: Session, jobs: Machine, now: datetime, retention_days: int, instance_dir: Path
 ) -> dict[str, int]:
-    """Delete finished jobs (with their events and attempts), webhook deliveries and export files older
-    than ``retention_days``."""
+    """Delete finished jobs (with their events and attempts), finished workflows none of whose steps is
+    left, webhook deliveries and export files older than ``retention_days``."""
     cutoff = now - timedelta(days=retention_days)
     deleted = jobs.delete_finished(cutoff)
+    no_steps_left = ~select(WorkflowStep.job_id).where(WorkflowStep.workflow_id == Workflow.id).exists()
+    workflows = _delete_in_batches(
+        session, Workflow, Workflow.finished_at.is_not(None), Workflow.finished_at < cutoff, no_steps_left
+    )
     deliveries = _delete_in_batches(session, WebhookDelivery, WebhookDelivery.received_at < cutoff)
     files = remove_expired_exports(session, instance_dir, cutoff.timestamp(), now.timestamp())
-    return {"jobs": deleted, "webhook_deliveries": deliveries, "export_files": files}
+    return {"jobs": deleted, "workflows": workflows, "webhook_deliveries": deliveries, "export_files": files}
 
 
 def remove_expired_exports(session: Session, instance_dir: Path, cutoff_ts: float, now_ts: float) -> int:

@@ -129,12 +129,24 @@ class Workflows:
         assert user is not None  # the job's owner (a user's jobs go with it)
         new = [s for s in specs if known.get(s.key, "") != job_id]
         try:
-            jobs, rows, _ = self._rows(user, new, workflow_id, now, existing=known, added_by=job_id)
+            jobs, rows, cost = self._rows(user, new, workflow_id, now, existing=known, added_by=job_id)
         except InvalidRequest as exc:  # a body's mistake: no attempt will fix it
             raise PermanentError(f"{exc.message} {exc.fields}") from exc
+        if len(known) + len(jobs) > defaults.WORKFLOW_MAX_STEPS:
+            raise PermanentError(
+                f"a workflow has at most {defaults.WORKFLOW_MAX_STEPS} steps: it has {len(known)} and "
+                f"this call adds {len(jobs)}"
+            )
         if jobs:
             with write_gate(self._url), self._sessions() as session:
-                self._insert(session.connection(), jobs, rows)
+                conn = session.connection()
+                conn.execute(SUBMIT_GUARD, {"b_user": user.id})  # serialises this user's submits
+                waiting = conn.execute(submitrules.COUNT_WAITING, {"b_user": user.id}).scalar_one()
+                if waiting + cost > self.jobs.user_queued_limit:  # not the active limit: see the docs
+                    raise PermanentError(
+                        submitrules.queued_limit_message(waiting, cost, self.jobs.user_queued_limit)
+                    )
+                self._insert(conn, jobs, rows)
                 session.commit()
             self._announce(jobs)
             self.settler.settle_workflow(workflow_id)  # dependencies on finished steps release at once

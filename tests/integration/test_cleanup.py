@@ -13,7 +13,18 @@ from shared.cleanup import apply_retention, purge_magic_links, purge_sessions
 from shared.db import get_sessionmaker
 from shared.dispatch import NoDispatch
 from shared.jobstate import Machine
-from shared.models import Job, JobAttempt, JobEvent, JobSlot, MagicLink, UserSession, WebhookDelivery, utcnow
+from shared.models import (
+    Job,
+    JobAttempt,
+    JobEvent,
+    JobSlot,
+    MagicLink,
+    UserSession,
+    WebhookDelivery,
+    Workflow,
+    WorkflowStep,
+    utcnow,
+)
 
 
 @pytest.fixture
@@ -28,6 +39,17 @@ def add_job(db, user_id: int, status: str, **values) -> str:
     db.add(job)
     db.flush()
     return job.id
+
+
+def add_workflow(db, user_id: int, status: str, finished_at, job_ids: list[str]) -> str:
+    workflow = Workflow(user_id=user_id, status=status, created_at=utcnow() - timedelta(days=40))
+    workflow.finished_at = finished_at
+    db.add(workflow)
+    db.flush()
+    for position, job_id in enumerate(job_ids):
+        db.add(WorkflowStep(job_id=job_id, workflow_id=workflow.id, key=f"s{position}", position=position))
+    db.flush()
+    return workflow.id
 
 
 def test_magic_links_and_events(settings, alice):
@@ -154,6 +176,11 @@ def test_retention_deletes_old_finished_jobs_with_their_files(settings, alice):
         active = add_job(db, alice.user.id, "running", created_at=old)
         db.add(JobEvent(job_id=gone, status="succeeded", progress=100))
         db.add(WebhookDelivery(source="shop", delivery_id="d1", body="{}", received_at=old))
+        # workflows: an old finished one whose only step goes now; an old finished one one of whose steps
+        # is kept (it finished recently); one still running with an old start
+        workflow_gone = add_workflow(db, alice.user.id, "succeeded", old, [gone])
+        workflow_kept = add_workflow(db, alice.user.id, "failed", old, [kept])
+        workflow_running = add_workflow(db, alice.user.id, "running", None, [active])
         db.commit()
         for name in (f"{gone}.csv", f"{kept}.json", "orphan.csv"):
             (exports / name).write_text("x")
@@ -164,7 +191,9 @@ def test_retention_deletes_old_finished_jobs_with_their_files(settings, alice):
         os.utime(exports / "orphan.csv", (stale_orphan, stale_orphan))
 
         counts = apply_retention(db, machine_of(settings, []), now, 30, settings.instance_dir)
-        assert counts == {"jobs": 1, "webhook_deliveries": 1, "export_files": 2}
+        assert counts == {"jobs": 1, "workflows": 1, "webhook_deliveries": 1, "export_files": 2}
         assert set(db.scalars(select(Job.id))) == {kept, active}
+        assert set(db.scalars(select(Workflow.id))) == {workflow_kept, workflow_running}
+        assert workflow_gone not in set(db.scalars(select(WorkflowStep.workflow_id)))
         assert db.scalar(select(func.count()).select_from(JobEvent)) == 0  # went with their job
     assert sorted(p.name for p in exports.iterdir()) == [f"{kept}.json"]

@@ -101,7 +101,9 @@ def test_console_draws_the_day_from_the_rollups(client, accounts, admin, alice, 
     assert sum(data["succeeded"]) == 1 and 'aria-current="true">low<' in page
 
 
-def test_the_maintenance_loop_fills_the_rollups(client, alice, settings, worker):
+def test_the_maintenance_loop_fills_the_rollups(client, alice, settings, env, start_worker):
+    env["QUESTBOARD_ROLLUP_INTERVAL_S"] = "2"  # the operator's knob; 30 s by default
+    start_worker()
     job_id = submit(client, alice, steps=2)
     wait_finished(client, alice, job_id)
 

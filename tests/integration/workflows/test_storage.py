@@ -93,3 +93,30 @@ def test_the_sweep_settles_what_no_hook_saw_walking_on_batch_by_batch(service, d
     for wf_id in made:
         wf = workflows.get(user, wf_id)
         assert wf["status"] == "canceled" and [s["status"] for s in wf["steps"]] == ["canceled", "canceled"]
+
+
+def test_a_step_cannot_add_past_the_waiting_cap_or_the_workflow_size(database_url, monkeypatch):
+    """``ctx.add_steps`` is not refused by the active-job limit, but it cannot grow a user's waiting jobs
+    past QUESTBOARD_USER_QUEUED_LIMIT nor a workflow past WORKFLOW_MAX_STEPS (a loop of adds would)."""
+    from shared import defaults
+    from shared.errors import PermanentError
+    from shared.models import Job, utcnow
+
+    jobs = JobService(database_url, registry(), NullPublisher(), RecordingDispatcher(), user_queued_limit=4)
+    workflows = Workflows(database_url, jobs)
+    user = Accounts(database_url).ensure_user("adds@example.com")
+    wf = workflows.create(user, spec([{"key": "root", "type": "diagnostics.probe"}]))
+    root = wf["steps"][0]["job_id"]
+    assert jobs.machine.claim(root, "w@host", 1, utcnow()) is not None  # the root is running
+
+    def probes(prefix: str, n: int) -> list[dict]:
+        return [{"key": f"{prefix}{i}", "type": "diagnostics.probe", "after": ["root"]} for i in range(n)]
+
+    assert len(workflows.add_steps(root, probes("a", 3))) == 3  # 3 waiting of 4
+    with pytest.raises(PermanentError, match="waiting jobs per user"):
+        workflows.add_steps(root, probes("b", 2))
+    monkeypatch.setattr(defaults, "WORKFLOW_MAX_STEPS", 5)
+    with pytest.raises(PermanentError, match="at most 5 steps"):
+        workflows.add_steps(root, probes("c", 2))  # 4 steps + 2 > 5
+    with jobs._sessions() as session:
+        assert session.query(Job).filter(Job.workflow_id == wf["id"]).count() == 4  # nothing half-added
