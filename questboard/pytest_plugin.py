@@ -66,6 +66,7 @@ class QuestboardKit:
         self.user = Accounts(database_url).ensure_user("tester@example.com")
         self.workers: list[ManagedProcess] = []
         self._service: Any = None
+        self._submitted: list[str] = []
 
     @property
     def service(self) -> Any:
@@ -77,7 +78,9 @@ class QuestboardKit:
 
     def submit(self, job_type: str, params: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
         """Submit as the test user, exactly as the API does (validation, limits, broker message)."""
-        return self.service.submit(self.user, job_type, params or {}, **options)[0]
+        job = self.service.submit(self.user, job_type, params or {}, **options)[0]
+        self._submitted.append(job["id"])
+        return job
 
     def jobs(self, status: str | None = None, job_type: str | None = None) -> list[dict[str, Any]]:
         jobs, _ = self.service.list(self.user, status=status, job_type=job_type, limit=200)
@@ -119,8 +122,14 @@ class QuestboardKit:
         return proc
 
     def perform_enqueued(self, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-        """Run what is waiting on a real worker (started if none runs) and return those jobs, finished."""
-        ids = [j["id"] for j in self.enqueued()]
+        """Run what is waiting on a real worker (started if none runs) and return those jobs, finished.
+
+        Jobs a running worker has already picked up, or even finished, count too: with
+        ``questboard_worker`` a job submitted through this kit may be running, waiting for a retry or done
+        before this is called, and it is still one the test asked to perform.
+        """
+        unfinished = [j["id"] for j in self.jobs() if j["status"] not in FINISHED]
+        ids = list(dict.fromkeys([*self._submitted, *unfinished]))
         if not any(w.alive() for w in self.workers):
             self.start_worker()
 
@@ -128,9 +137,10 @@ class QuestboardKit:
             jobs = [self.service.get(self.user, job_id) for job_id in ids]
             return jobs if all(j["status"] in FINISHED for j in jobs) else None
 
-        return (
-            wait_for(finished, timeout_s, 0.05, what=f"{len(ids)} enqueued job(s) to finish") if ids else []
-        )
+        what = f"{len(ids)} enqueued job(s) to finish"
+        done = wait_for(finished, timeout_s, 0.05, what=what) if ids else []
+        self._submitted.clear()  # after the wait: a timed-out call can be repeated
+        return done
 
     def submit_workflow(self, steps: list[dict[str, Any]], name: str | None = None) -> dict[str, Any]:
         """Submit a workflow as the test user, exactly as ``POST /api/workflows`` does."""
@@ -156,7 +166,7 @@ class QuestboardKit:
 
     def close(self) -> None:
         for proc in self.workers:
-            proc.stop(timeout_s=10)
+            proc.kill()  # the test is over: no graceful stop (ManagedProcess.kill)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,17 @@ from questboard.testing import (
 from shared.accounts import Accounts
 from shared.db import upgrade
 from shared.settings import Settings
+from tests.ordering import DurationRecorder, order_by_cost
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a serial run) sees every file's reports
+        config.pluginmanager.register(DurationRecorder(config), "questboard-file-durations")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order_by_cost(config, items)
+
 
 PG_ADMIN_URL = os.environ.get("QUESTBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -44,18 +55,60 @@ def _pg_available() -> str | None:
     return _pg_state["problem"]
 
 
-def _create_database(name: str) -> None:
+def _create_database(name: str, template: str | None = None) -> None:
     import psycopg
+
+    sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
 
     def attempt() -> bool:
         try:
             with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
+                conn.execute(sql)
             return True
-        except psycopg.errors.ObjectInUse:  # template1 busy with a concurrent CREATE DATABASE
+        except psycopg.errors.ObjectInUse:  # the template busy with a concurrent CREATE DATABASE
             return False
 
     wait_for(attempt, 30, 0.2, what=f"CREATE DATABASE {name}")
+
+
+def _pg_url(name: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{name}"
+
+
+def _forget_engine(url: str) -> None:
+    from shared.db import _engines, _sessionmakers
+
+    engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+    _sessionmakers.pop(url, None)
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated to head once per test process; each test gets a fresh copy of it.
+
+    Copying a template (CREATE DATABASE ... TEMPLATE) is much faster than running every migration again,
+    and gives the same schema: the same way sqlite_template serves the SQLite tests.
+    """
+    problem = _pg_available()
+    if problem:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem})")
+    name = f"qb_template_{uuid.uuid4().hex[:12]}"
+    _create_database(name)
+    url = _pg_url(name)
+    upgrade(url)
+    _forget_engine(url)  # no connection may stay open on a template that is being copied
+    yield name
+    _drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -86,28 +139,13 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    problem = _pg_available()
-    if problem:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({problem})")
-    import psycopg
-
+def postgres_url(postgres_template: str) -> Iterator[str]:
     name = f"qb_test_{uuid.uuid4().hex[:12]}"
-    _create_database(name)
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    url = f"{base}/{name}"
-    upgrade(url)
+    _create_database(name, template=postgres_template)
+    url = _pg_url(name)
     yield url
-    from shared.db import _engines
-
-    engine = _engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
-    from shared.db import _sessionmakers
-
-    _sessionmakers.pop(url, None)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _forget_engine(url)
+    _drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -198,7 +236,7 @@ def start_worker(env: dict[str, str], tmp_path: Path, settings: Settings):
 
     yield start
     for proc in started:
-        proc.stop(timeout_s=15)
+        proc.kill()  # the test is over: no graceful stop (ManagedProcess.kill)
 
 
 @pytest.fixture
@@ -219,7 +257,7 @@ def live_server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         )
         yield base_url
     finally:
-        proc.stop(timeout_s=10)
+        proc.kill()  # the test is over: no graceful stop (ManagedProcess.kill)
 
 
 def _raise(proc: ManagedProcess) -> bool:

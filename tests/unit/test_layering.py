@@ -1,5 +1,10 @@
 """The import layers, read from every module's source with ``ast`` (nothing is imported).
 
+The sources are parsed in a fresh interpreter (``_scan``): CPython 3.11 keeps the recursion depth of its
+AST conversion per interpreter, not per thread, so an ``ast.parse`` here could fail with "AST constructor
+recursion depth mismatch" while a background thread left by another test (a Socket.IO listener, a
+progress flusher) formats a traceback, which parses source lines for its carets.
+
     questboard   the CLI, the composition root (questboard.app), the test harness and pytest plugin
     web, workers the Flask side and the Celery side, side by side
     shared       the core: models, job service, lifecycle, settings
@@ -19,6 +24,10 @@ The rules (an import counts wherever it is written, inside functions too; only i
 from __future__ import annotations
 
 import ast
+import functools
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,11 +88,35 @@ def _modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
+def _scan(sources: dict[str, str]) -> dict[str, list[tuple[int, str]]]:
+    """Each source's imports (``_imports``), parsed in a child interpreter (see the module doc)."""
+    done = subprocess.run(
+        [sys.executable, __file__],
+        input=json.dumps(sources),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return {
+        name: [(line, module) for line, module in found] for name, found in json.loads(done.stdout).items()
+    }
+
+
+@functools.cache
+def _imports_by_path(package: str) -> dict[Path, list[tuple[int, str]]]:
+    """The imports of every module of ``package`` (one child interpreter per package and test process)."""
+    paths = _modules(package)
+    found = _scan({str(path): path.read_text() for path in paths})
+    return {path: found[str(path)] for path in paths}
+
+
 def _violations(package: str) -> list[str]:
     found: dict[tuple[str, int], str] = {}  # one per import statement
-    for path in _modules(package):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for line, module in _imports(tree):
+    for path, imports in _imports_by_path(package).items():
+        for line, module in imports:
             top = module.split(".")[0]
             forbidden = top in FORBIDDEN[package]
             if forbidden or (top == "questboard" and module != "questboard" and not _within_root(module)):
@@ -110,13 +143,12 @@ def _in_application(module: str) -> bool:
 def test_platform_never_imports_the_application() -> None:
     found = []
     for package in PLATFORM:
-        for path in _modules(package):
+        for path, imports in _imports_by_path(package).items():
             where = path.relative_to(ROOT)
             dotted = ".".join(where.with_suffix("").parts)
             if _in_application(dotted) or dotted == ROOT_MODULE:
                 continue
-            tree = ast.parse(path.read_text(), filename=str(path))
-            found += sorted({f"{where}:{line}" for line, module in _imports(tree) if _in_application(module)})
+            found += sorted({f"{where}:{line}" for line, module in imports if _in_application(module)})
     assert all(_modules(app.replace(".", "/")) for app in APPLICATION)
     assert not found, "platform modules import the application:\n" + "\n".join(found)
 
@@ -128,10 +160,20 @@ def test_the_checker_sees_lazy_imports_and_skips_type_only_ones() -> None:
         "def f():\n    from workers.jobs import REGISTRY\n"
         "class C:\n    def g(self):\n        if True:\n            import flask\n"
     )
-    assert [module for _, module in _imports(ast.parse(source))] == [
+    assert [module for _, module in _scan({"example": source})["example"]] == [
         "typing",
         "typing.TYPE_CHECKING",
         "workers.jobs",
         "workers.jobs.REGISTRY",
         "flask",
     ]
+
+
+if __name__ == "__main__":  # the child of ``_scan``: {name: source} in, {name: [[line, module], ...]} out
+    json.dump(
+        {
+            name: list(_imports(ast.parse(source, filename=name)))
+            for name, source in json.load(sys.stdin).items()
+        },
+        sys.stdout,
+    )
