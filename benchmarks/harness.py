@@ -269,15 +269,17 @@ class Stack:
         include: Sequence[str] = ("benchmarks.worker_probe",),
         extra_env: dict[str, str] | None = None,
         wait: bool = True,
+        pool: str = "threads",
     ) -> ManagedProcess:
-        """A Questboard worker as ``questboard worker``/``up`` starts it (same flags), plus the probe."""
+        """A Questboard worker as ``questboard worker``/``up`` starts it (same flags), plus the probe;
+        ``pool`` as ``questboard worker --pool`` (threads, the shipped default, or prefork)."""
         env = {**env, **(extra_env or {})}
         if timing is not None:
             env["BENCH_TIMING_DIR"] = str(timing)
         args = list(extra_args)
         if include:
             args += ["--include", ",".join(include)]
-        proc = self._track(worker_process(env, self.logs, queues, concurrency, name, args))
+        proc = self._track(worker_process(env, self.logs, queues, concurrency, name, args, pool=pool))
         proc.start()
         if wait:
             wait_worker_ready(proc, env["REDIS_URL"], timeout_s=60)
@@ -573,7 +575,7 @@ def prefill_questboard(
 
 def queue_depth(client: redis.Redis, queues: Iterable[str]) -> int:
     """Messages waiting in ``queues`` plus messages delivered and not yet acknowledged."""
-    pipe = client.pipeline()
+    pipe = client.pipeline(transaction=False)  # no MULTI/EXEC: they would count as the systems' commands
     for q in queues:
         pipe.llen(q)
     pipe.hlen("unacked")

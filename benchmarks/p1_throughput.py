@@ -31,6 +31,8 @@ def drain_plain(
     prefetch: int,
     timeout_s: float,
     events: bool = False,
+    concurrency: int = 2,
+    extra_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     client = h.redis.Redis.from_url(redis_url)
     client.flushall()
@@ -40,7 +42,15 @@ def drain_plain(
     timing = stack.timing_dir(tag)
     before = h.commandstats(client)
     worker = stack.plain_worker(
-        redis_url, "bench", 2, acks_late=acks_late, prefetch=prefetch, events=events, timing=timing, name=tag
+        redis_url,
+        "bench",
+        concurrency,
+        acks_late=acks_late,
+        prefetch=prefetch,
+        events=events,
+        timing=timing,
+        name=tag,
+        extra_args=extra_args,
     )
     cpu = h.CpuMeter(client, worker)
     h.wait_drained(client, ["bench"], timeout_s, worker)
@@ -75,6 +85,7 @@ def drain_questboard(
     include: tuple[str, ...] = ("benchmarks.worker_probe",),
     concurrency: int = 2,
     profile: Any = None,
+    worker_pool: str = "prefork",
 ) -> dict[str, Any]:
     from sqlalchemy import func, select
 
@@ -99,6 +110,7 @@ def drain_questboard(
         extra_env=extra_env,
         extra_args=extra_args,
         include=include,
+        pool=worker_pool,
     )
     cpu = h.CpuMeter(client, worker)
     if profile is not None:

@@ -2,7 +2,8 @@
 
 Questboard: two workers on default,low (2 processes each, as `questboard up` starts a pool). A probe that
 takes 30 s is submitted; once it runs:
-  child   SIGKILL to the pool process running it (a crash of the job's process);
+  child   SIGKILL to the process running it (a crash of the job's process: on a threads pool, the
+          worker's main process, so the worker goes too);
   worker  SIGKILL to the whole worker that runs it (main process and pool: a lost host/container);
 time = started_at of attempt 2 (job_attempts) - time of the kill. The killed worker is started again
 before the next trial.
@@ -65,7 +66,8 @@ def questboard_trial(
     except TimeoutError:
         took = float("inf")
     jobs.cancel(user, data["id"])
-    if how == "worker":
+    # On a threads pool the job runs in the worker's main process: a "child" kill ends the worker too.
+    if how == "worker" or not workers[name].alive():
         stack.stop(workers[name], timeout_s=5)
         stack.procs.remove(workers[name])
         workers[name] = stack.questboard_worker(env, "default,low", 2, name=name)

@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 DOC = REPO_ROOT / "BENCHMARKS.md"
 
+SHIPPED_POOL = ["--pool", "threads", "--workers", "2", "--concurrency", "8"]
 # name -> (module, default args, quick args, time limit in seconds)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "p1": ("benchmarks.p1_throughput", [], ["--jobs", "2000", "--runs", "1"], 1500),
@@ -36,6 +37,20 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "p8": ("benchmarks.p8_browser", [], ["--rows", "50000", "--repeat", "5"], 1800),
     "p10": ("benchmarks.p10_fair_share", [], ["--backlog", "2000", "--window", "3", "--probes", "2"], 900),
     "p9": ("benchmarks.p9_connections", [], ["--runs", "1", "--idle", "500", "--slow", "50"], 900),
+    # P1b/P1c and the Redis count run the pool `questboard up` ships (2 thread workers x 8 on a 2-core
+    # machine); run the modules by hand with --pool/--workers/--concurrency for others.
+    "p1bc": (
+        "benchmarks.p1bc_baselines",
+        SHIPPED_POOL,
+        [*SHIPPED_POOL, "--jobs", "500", "--runs", "1"],
+        1200,
+    ),
+    "redis": (
+        "benchmarks.redis_commands",
+        SHIPPED_POOL,
+        [*SHIPPED_POOL, "--jobs", "300", "--runs", "1", "--idle", "3"],
+        900,
+    ),
 }
 
 
@@ -112,6 +127,52 @@ def render() -> str:
             _f(s["ratio_shipped_vs_plain_defaults"], 2),
             "≥ 1.5",
             s["ratio_shipped_vs_plain_defaults"] >= 1.5,
+        )
+    if d := _load("p1bc_baselines"):
+        s, meta["p1bc"] = d["summary"], d
+        pool = s["questboard_pool"]
+        row(
+            "P1b",
+            f"drain {s['jobs']:,} no-op jobs, Questboard {pool} (SQLite), jobs/s",
+            _f(s["questboard_sqlite_jobs_per_s"], 0),
+            _f(s["plain_default_jobs_per_s"], 0),
+            "plain Celery prefork defaults (-c 2, prefetch 4)",
+            _f(s["p1b_sqlite_vs_plain_default"], 2),
+            "≥ 1.5",
+            s["p1b_sqlite_vs_plain_default"] >= 1.5,
+        )
+        for procs in ("2x1", "2x8"):
+            row(
+                "P1c",
+                f"same on PostgreSQL, jobs/s (vs procrastinate {procs.replace('x', ' × ')})",
+                _f(s["questboard_pg_jobs_per_s"], 0),
+                _f(s[f"procrastinate_{procs}_jobs_per_s"], 0),
+                f"procrastinate, {procs.replace('x', ' workers × ')} concurrency, same PostgreSQL",
+                _f(s[f"p1c_pg_vs_procrastinate_{procs}"], 2),
+                "≥ 1.5",
+                s[f"p1c_pg_vs_procrastinate_{procs}"] >= 1.5,
+            )
+        row(
+            "P1c",
+            "PostgreSQL vs SQLite, same pool, jobs/s",
+            _f(s["questboard_pg_jobs_per_s"], 0),
+            _f(s["questboard_sqlite_jobs_per_s"], 0),
+            "Questboard on SQLite, same run",
+            _f(s["p1c_pg_vs_sqlite"], 2),
+            "≥ 1.0",
+            s["p1c_pg_vs_sqlite"] >= 1.0,
+        )
+    if d := _load("redis_commands"):
+        s, meta["redis"] = d["summary"], d
+        row(
+            "Redis",
+            f"commands per no-op job ({s['pool']})",
+            _f(s["questboard_commands_per_job"], 2),
+            _f(s["plain_commands_per_job"], 2),
+            "plain Celery, same pool, INFO commandstats",
+            "+" + _f(s["questboard_minus_plain"], 2),
+            "≤ +2",
+            s["questboard_minus_plain"] <= 2,
         )
     if d := _load("p2_submit"):
         s, meta["p2"] = d["summary"], d
