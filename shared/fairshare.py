@@ -29,7 +29,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     bindparam,
+    case,
     exists,
     false,
     func,
@@ -63,9 +65,21 @@ SENT = (JOBS.c.queue == _Q, QUEUED, JOBS.c.held == false(), JOBS.c.needs_dispatc
 
 # One round trip: jobs in flight (but the one being sent), jobs running, whether any job is held. The
 # columns on their own are also read with a submit's other reads (shared.jobs.SUBMIT_READ).
+#
+# The in-flight count stops at the queue's bound (``bound``, written in SQL from the running count and
+# ``state_params``' two numbers): the gate and the refill only ask whether the queue is full and by how
+# much it is not, so a read never walks more than the bound's rows. Counting them all cost O(backlog) on
+# every submit, send and refill once a backlog had been sent (before fair share was on, by an import, a
+# broker-loss resend): 31 ms a read with 100,000 jobs in flight, on SQLite and PostgreSQL alike.
+_RUNNING_COUNT = select(func.count()).select_from(JOBS).where(JOBS.c.queue == _Q, RUNNING).scalar_subquery()
+_PER = bindparam("b_bound_per", type_=Integer())
+_MIN = bindparam("b_bound_min", type_=Integer())
+_BOUND = case((_PER * _RUNNING_COUNT > _MIN, _PER * _RUNNING_COUNT), else_=_MIN)
 STATE_COLUMNS = (
-    select(func.count()).select_from(JOBS).where(*SENT, JOBS.c.id != _X).scalar_subquery(),
-    select(func.count()).select_from(JOBS).where(JOBS.c.queue == _Q, RUNNING).scalar_subquery(),
+    select(func.count())
+    .select_from(select(JOBS.c.id).where(*SENT, JOBS.c.id != _X).limit(_BOUND).subquery())
+    .scalar_subquery(),
+    _RUNNING_COUNT,
     exists().where(*HELD),
 )
 STATE = select(*STATE_COLUMNS)
@@ -123,6 +137,18 @@ def bound(running: int) -> int:
     return max(defaults.FAIR_SHARE_MIN_IN_FLIGHT, defaults.FAIR_SHARE_PER_PROCESS * running)
 
 
+def state_params(queue: str, except_id: str = "") -> dict[str, Any]:
+    """The parameters of ``STATE`` / ``STATE_COLUMNS`` for ``queue``: the bound as ``bound`` computes it,
+    ``max(b_bound_min, b_bound_per * running)`` (the setting: per 0, min the setting)."""
+    configured = get_settings().fair_share_in_flight
+    per, least = (
+        (0, configured)
+        if configured
+        else (defaults.FAIR_SHARE_PER_PROCESS, defaults.FAIR_SHARE_MIN_IN_FLIGHT)
+    )
+    return {"b_queue": queue, "b_except": except_id, "b_bound_per": per, "b_bound_min": least}
+
+
 def _engine(sessions: sessionmaker[Session]) -> tuple[Engine, str]:
     engine: Engine = sessions.kw["bind"]
     return engine, engine.url.render_as_string(hide_password=False)
@@ -130,7 +156,7 @@ def _engine(sessions: sessionmaker[Session]) -> tuple[Engine, str]:
 
 def _state(conn: Connection, queue: str) -> tuple[int, int, bool]:
     """The queue's jobs in flight, its bound and whether any job is held (a refill's read)."""
-    in_flight, running, any_held = conn.execute(STATE, {"b_queue": queue, "b_except": ""}).one()
+    in_flight, running, any_held = conn.execute(STATE, state_params(queue)).one()
     return in_flight, bound(running), bool(any_held)
 
 
@@ -157,7 +183,7 @@ def send(machine: Machine, job: Row | dict[str, Any]) -> bool:
     if enabled():
         engine, url = machine.engine, machine.url
         with engine.connect() as conn:
-            state = conn.execute(STATE, {"b_queue": queue, "b_except": job_id}).one()
+            state = conn.execute(STATE, state_params(queue, job_id)).one()
         if holds(*state):
             with write_gate(url), engine.begin() as conn:
                 conn.execute(HOLD, {"b_except": job_id})

@@ -238,7 +238,7 @@ class JobService:
                 if existing is not None:
                     session.rollback()
                     return job_to_dict(existing), False
-            counts = conn.execute(SUBMIT_READ, {"b_user": user.id, "b_queue": queue, "b_except": ""}).one()
+            counts = conn.execute(SUBMIT_READ, {"b_user": user.id, **fairshare.state_params(queue)}).one()
             active_jobs, waiting_jobs, *queue_state = counts
             active = 0 if parent_id else active_jobs
             if active >= self.user_job_limit:
