@@ -21,6 +21,7 @@ Needs PostgreSQL (QUESTBOARD_TEST_PG) and procrastinate (``pip install -e '.[ben
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import uuid
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--concurrency", type=int, default=2, help="pool size per Questboard worker (default 2)")
     args = p.parse_args(argv)
     n = args.jobs
+    if importlib.util.find_spec("procrastinate") is None:  # its schema step would fail in a child
+        raise SystemExit("p1bc needs procrastinate, its baseline: pip install -e '.[bench]'")
 
     def body(stack: h.Stack) -> dict[str, Any]:
         redis_url = stack.start_redis().url

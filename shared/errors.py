@@ -86,3 +86,9 @@ class LimitReached(ServiceError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class WorkerRecycling(Exception):  # noqa: N818 - a state of the worker, raised to its own job threads
+    """This worker process is giving its jobs back to end a stuck one (``workers.threadpool.recycle``):
+    it claims nothing more, and its job threads' moves are no longer written (their jobs may already run
+    elsewhere). A claim refused so hands its message back to the broker."""

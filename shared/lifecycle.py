@@ -15,6 +15,7 @@ at most once, because only one UPDATE can move the row from ``queued`` to ``runn
 
 from __future__ import annotations
 
+import threading
 import traceback as tb_module
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared import fairshare
 from shared.dispatch import Dispatcher
+from shared.errors import WorkerRecycling
 from shared.jobstate import Machine, Row, steps
 from shared.jobstate import committer as group
 from shared.jobstate.steps import Step
@@ -53,6 +55,7 @@ class Lifecycle:
         self.publisher = publisher
         self.dispatcher = dispatcher
         self._attempts: dict[str, int] = {}  # job id -> the attempt this process claimed (fencing)
+        self._sealed: int | None = None  # ``seal``
         self._progress = ProgressBuffer(
             self._write_progress,
             lambda jobs, uid: self.publisher.job_updates(jobs, uid),
@@ -67,10 +70,24 @@ class Lifecycle:
         self.wake_all = self.machine.wake_all
         self.release_due = self.machine.release_due
 
+    def seal(self) -> None:
+        """The worker is recycling (``workers.threadpool.recycle``): from now on only the calling thread's
+        moves are written. Another job thread's claim raises ``WorkerRecycling`` (its message goes back to
+        the broker); its other moves write nothing and return None, as for a job that is not its own: the
+        caller is about to give those jobs back, and once another worker claims one again (the same
+        attempt number) a late move of the old thread would otherwise pass the attempt fence."""
+        self._sealed = threading.get_ident()
+        if self.committer is not None:
+            self.committer.seal()
+
     def _run(self, step: Step, what: str, job_id: str, now: datetime | None = None) -> Row | None:
         """One move: through the committer (shared with other job threads' moves), or its own commit."""
         if self.committer is not None:
             return self.committer.run(step, now, what, job_id)
+        if self._sealed is not None and threading.get_ident() != self._sealed:
+            if what == "claim":
+                raise WorkerRecycling("this worker is recycling: it claims nothing more")
+            return None
         return self.machine.commit(step, now=now)[0]
 
     def _write_progress(

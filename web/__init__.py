@@ -122,5 +122,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # Outermost: a polling request of another web process's session goes there untouched.
         relay = eio_relay.EngineIORelay(app.wsgi_app, socketio.server.eio)
         relay.start()
-        app.wsgi_app = relay  # type: ignore[method-assign]
+        # The relay's own answers (a refused body, a lost owner) get the security headers too; relayed
+        # ones already carry the owner's.
+        app.wsgi_app = SecurityHeaders(relay, settings.base_url)  # type: ignore[method-assign]
     return app

@@ -11,16 +11,23 @@ passed back. A held long-poll waits in a greenlet of the relaying process (geven
 Only the polling transport is relayed. A websocket upgrade for another process's session is refused (the
 owner never sees it, so the client keeps polling, which works); a client that starts with the websocket
 transport never needs the relay. The socket is in Linux's abstract namespace (no file to clean up or
-leave behind); what it serves is the Engine.IO endpoint the public port serves anyway. Elsewhere, or
+leave behind); what it serves is the Engine.IO endpoint the public port serves anyway, and nothing else.
+An abstract socket has no file permissions, so both ends check who is on the other side (``SO_PEERCRED``):
+a process listens only to, and relays only to, processes of its own user — another local user cannot
+take over a dead process's name to receive its clients' cookies, nor talk to the socket directly. A
+relayed body is refused (413) past Engine.IO's own size limit before any of it is read. Elsewhere, or
 without gevent, there is no relay and polling needs one process or a sticky proxy (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import logging
+import os
 import secrets
 import socket
+import struct
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -43,6 +50,20 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and monkey is not None and monkey.is_module_patched("socket")
 
 
+def peer_uid(sock: socket.socket) -> int | None:
+    """The user id of the process on the other end of a connected Unix socket (None if unknown)."""
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (AttributeError, OSError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+def _ours(sock: socket.socket) -> bool:
+    return peer_uid(sock) == os.getuid()
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, address: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -53,6 +74,8 @@ class _UnixConnection(http.client.HTTPConnection):
         sock.settimeout(self.timeout)
         try:
             sock.connect(self._address)
+            if not _ours(sock):  # someone else holds the name (its process is gone): not ours to use
+                raise ConnectionRefusedError(f"the relay socket {self._address!r} is another user's")
         except OSError:
             sock.close()
             raise
@@ -67,6 +90,7 @@ class EngineIORelay:
         self._path = path.rstrip("/") + "/"
         self.tag = secrets.token_hex(TAG_LEN // 2)
         self._server: Any = None
+        self._max_body = int(getattr(eio, "max_http_buffer_size", 1_000_000) or 1_000_000)
         own_id = eio.generate_id
         eio.generate_id = lambda: self.tag + own_id()  # every session this process opens carries its tag
 
@@ -78,20 +102,41 @@ class EngineIORelay:
         """Listen for relayed requests (in this process: call it after the fork)."""
         from gevent.pywsgi import WSGIServer
 
+        class _OwnUserServer(WSGIServer):  # type: ignore[misc]
+            def handle(self, sock: Any, address: Any) -> None:
+                if not _ours(sock):  # only this user's web processes relay here
+                    sock.close()
+                    return
+                super().handle(sock, address)
+
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.address(self.tag))
         listener.listen(1024)
-        self._server = WSGIServer(listener, self._app, log=None, error_log=logger)
+        self._server = _OwnUserServer(listener, self._engineio_only, log=None, error_log=logger)
         self._server.start()
+
+    def _engineio_only(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """What the relay socket serves: the Engine.IO endpoint, nothing else of the app."""
+        if not environ.get("PATH_INFO", "").startswith(self._path):
+            return _error(start_response, "404 Not Found", "the relay serves only the Socket.IO endpoint")
+        return self._app(environ, start_response)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         owner = self._owner(environ)
         if owner is None:
             return self._app(environ, start_response)
         try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _error(start_response, "400 Bad Request", "Content-Length is not a number")
+        if length > self._max_body:  # refused before any of it is read or held
+            return _error(start_response, "413 Request Entity Too Large", "the request body is too large")
+        try:
             status, headers, body = self._relay(owner, environ)
         except OSError:  # that process is gone: Engine.IO answers as for any unknown session
             return self._app(environ, start_response)
+        except http.client.HTTPException:  # it went away in the middle of its answer
+            return _error(start_response, "502 Bad Gateway", "the web process of this session did not answer")
         start_response(status, headers)
         return [body]
 
@@ -128,3 +173,9 @@ class EngineIORelay:
             return f"{response.status} {response.reason}", kept, data
         finally:
             connection.close()
+
+
+def _error(start_response: Callable[..., Any], status: str, message: str) -> Iterable[bytes]:
+    body = json.dumps({"error": message}).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]

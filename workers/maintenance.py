@@ -144,8 +144,10 @@ class Maintenance:
             if threadpool.runs_here(job):
                 self._stop_thread(job, JobCanceled, lambda j: self.lifecycle.mark_canceled(j.id, j.attempts))
                 continue
-            if self.lifecycle.mark_canceled(job.id, job.attempts) is not None and job.worker_pid:
-                # The body ignored the cancel: end its process; the pool starts a fresh one.
+            canceled = self.lifecycle.mark_canceled(job.id, job.attempts) is not None
+            if canceled and job.worker_pid and not threadpool.is_threads():
+                # The body ignored the cancel: end its process; the pool starts a fresh one. (On a thread
+                # pool the pid is an earlier process of this worker, now gone: it may name another process.)
                 log.warning(
                     "killing pool process of a canceled job", extra={"job_id": job.id, "pid": job.worker_pid}
                 )

@@ -49,7 +49,12 @@ def apply_pending(lifecycle: Lifecycle) -> None:
             job_id, process_ended, how = _pending.get_nowait()
         except queue.Empty:
             return
-        job = lifecycle.revoke(job_id, process_ended, how)
+        try:
+            job = lifecycle.revoke(job_id, process_ended, how)
+        except Exception:  # the database did not take it: the next pass tries again
+            log.exception("applying a revoke failed; kept for the next pass", extra={"job_id": job_id})
+            _pending.put((job_id, process_ended, how))
+            return
         if job is not None:
             log.info("job revoked through Celery", extra={"job_id": job_id, "status": job.status, "how": how})
 

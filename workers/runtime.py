@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from questboard import app as composition
 from shared import hooks, ratelimits
 from shared.db import session_scope
-from shared.errors import JobCanceled, PermanentError, Postponed, TimeLimitExceeded
+from shared.errors import JobCanceled, PermanentError, Postponed, TimeLimitExceeded, WorkerRecycling
 from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
@@ -89,6 +89,8 @@ def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
         if spec.rate_limit and not _rate_allows(spec, job_id):
             return Outcome("queued", message="Rate-limited: sent again later")
         job = lc.claim(job_id, worker, os.getpid(), started_at)
+    except WorkerRecycling as exc:  # this worker is going away (workers.threadpool): the next one takes it
+        raise Reject(repr(exc), requeue=True) from exc
     except (OperationalError, PoolTimeoutError) as exc:
         # The database did not answer before the claim (this worker is cut from it): nothing was
         # written, so the message goes back to its queue for a worker that reaches the database. Failing
@@ -98,7 +100,10 @@ def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
     if job is None:
         log.info("job not claimable, skipped", extra={"job_id": job_id, "job_type": spec.name})
         return SKIPPED
-    lc.refill(job.queue)  # fair share: a start made room in the queue's buffer (shared.fairshare)
+    try:
+        lc.refill(job.queue)  # fair share: a start made room in the queue's buffer (shared.fairshare)
+    except Exception:  # the job is claimed and must run; the maintenance pass refills the queue too
+        log.exception("fair-share refill after a start failed", extra={"job_id": job.id})
     attempt = job.attempts
     ctx = RunContext(job.id, job.user_id, attempt, get_settings())
     try:

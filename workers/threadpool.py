@@ -8,7 +8,9 @@ limits. So the worker's maintenance loop does it in two steps:
    limit) raised at its next Python instruction, and ``workers.runtime`` records the outcome as usual. A
    body that runs Python code (a loop without progress points) stops here.
 2. ``recycle``: a body still running ``STOP_GRACE_S`` later is stuck in a call no exception reaches
-   (a blocking C call). Its outcome is recorded by the caller; then the worker gives back every other job
+   (a blocking C call). Its outcome is recorded by the caller; then the worker seals its lifecycle (its
+   job threads claim nothing more — a claim's message goes back to the broker — and their later moves
+   are not written, since a given-back job may already run elsewhere) and gives back every other job
    it runs (queued again and sent, the attempt not counted: no job lost, and the atomic claim keeps each
    from running twice at once), forgets what it had reserved (so any worker hands those messages back at
    once, ``workers.unacked``) and exits with ``WORKER_RECYCLE_EXIT_CODE``. ``questboard up`` (and
@@ -61,6 +63,7 @@ def _started(task_id: str | None = None, **_: Any) -> None:
     if task_id and is_threads():
         with _lock:
             _threads[task_id] = threading.get_ident()
+            _interrupted.pop(task_id, None)  # a new attempt: an earlier one's interrupt is not its own
 
 
 @task_postrun.connect
@@ -85,12 +88,13 @@ def stop(job_id: str, exc_type: type[BaseException]) -> bool:
         if ident is None:
             return False
         since = _interrupted.get(job_id)
-        if since is None:
-            _interrupted[job_id] = time.monotonic()
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
-            log.info("interrupted a job's thread", extra={"job_id": job_id, "error": exc_type.__name__})
-            return False
-        return time.monotonic() - since >= STOP_GRACE_S
+        if since is not None:
+            return time.monotonic() - since >= STOP_GRACE_S
+        _interrupted[job_id] = time.monotonic()
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
+    # Logged outside the lock: the exception may land in the job thread while it holds the logging lock.
+    log.info("interrupted a job's thread", extra={"job_id": job_id, "error": exc_type.__name__})
+    return False
 
 
 def recycle(lifecycle: Any, sessions: Any, redis: Any, hostname: str, stuck: str) -> None:
@@ -99,6 +103,7 @@ def recycle(lifecycle: Any, sessions: Any, redis: Any, hostname: str, stuck: str
 
     pid = os.getpid()
     try:
+        lifecycle.seal()  # no job thread claims or writes from now on: the jobs are about to be given back
         with sessions() as session:
             others = list(
                 session.scalars(

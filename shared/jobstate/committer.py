@@ -10,9 +10,14 @@ batch's come after it: one thread publishes them all, in order). So a job thread
 Celery message is acknowledged) only after its move is durable, exactly as with a direct commit: a
 worker killed before the flush leaves every waiting move uncommitted and its message unacknowledged.
 
-A batch that raises is run again one step per transaction (each with ``Machine.write``'s slot-race
-retries), so one job's error (or a lost race for a key's slot) reaches that job's waiter only. A job's
-own moves keep their order: its thread waits for each before making the next.
+A batch that raises an error of one of its moves (a lost race for a key's slot, a constraint, a bug in
+a step) is run again one step per transaction (each with ``Machine.write``'s slot-race retries; a batch
+of one too), so that error reaches that job's waiter only. An error of the database itself (it does not
+answer, is locked past the busy timeout, dropped the connection; ``_SYSTEMIC``) reaches every waiter of
+the batch at once: running the moves one by one would only meet it again, once per move, while every job
+thread of the process waits. So does an error raised by the COMMIT: the batch may have been stored, and
+running its moves again could apply some twice. A job's own moves keep their order: its thread waits for
+each before making the next.
 
 The wait for more moves ends early once every job thread that runs an attempt (between a won claim and
 its final move) has a move waiting: none can add another before this flush, so waiting longer would only
@@ -33,8 +38,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 from shared import defaults
 from shared.db import write_gate
+from shared.errors import WorkerRecycling
 from shared.jobstate.machine import Machine
 from shared.jobstate.steps import Step
 from shared.jobstate.tx import Effects, Row, Tx
@@ -51,6 +60,20 @@ MAX_STEPS_ENV = "QUESTBOARD_GROUP_COMMIT_MAX_STEPS"
 # (or for the maximum number of moves) before it runs.
 TEST_HOLD_ENV = "QUESTBOARD_GROUP_COMMIT_TEST_HOLD"
 _STARTING = threading.Lock()
+# Errors of the database, not of one move: every waiter of the batch gets them at once.
+_SYSTEMIC = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+
+
+def _renew_starting_lock() -> None:  # a child forked while another thread held it would wait forever
+    global _STARTING
+    _STARTING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_starting_lock)
+
+
+class CommitFailed(Exception):
+    """The COMMIT of a group commit raised: the batch may or may not be stored (``__cause__`` says why)."""
 
 
 def enabled() -> bool:
@@ -100,6 +123,10 @@ class Committer:
         item = _Waiting(step, now, what, job_id)
         self._ensure_thread()
         with self._cond:
+            if self._sealed is not None and item.thread != self._sealed:
+                if what == "claim":
+                    raise WorkerRecycling("this worker is recycling: it claims nothing more")
+                return None  # the job was given back: what its old thread does is no longer written
             self._queue.append(item)
             if what == "claim":
                 self._claimers.add(item.thread)
@@ -113,8 +140,8 @@ class Committer:
             except BaseException as exc:  # e.g. a soft time limit: the move is under way, learn its fate
                 interrupted = exc
         with self._cond:  # a claimed job's thread has more moves coming; any other move ends the attempt
-            if what == "claim" and item.error is None and item.row is not None:
-                self._running.add(item.thread)
+            if what == "claim" and item.error is None and getattr(item.row, "status", None) == "running":
+                self._running.add(item.thread)  # (a claim that ended blocked has no attempt running)
             elif what != "report":
                 self._running.discard(item.thread)
                 if self._queue and self._all_waiting():  # a flush lingering for this thread can go
@@ -124,6 +151,13 @@ class Committer:
         if item.error is not None:
             raise item.error
         return item.row
+
+    def seal(self) -> None:
+        """From now on only the calling thread's moves are taken (``Lifecycle.seal``). Moves already
+        waiting are flushed first: they were made while the worker still ran its jobs."""
+        self._ensure_thread()
+        with self._cond:
+            self._sealed = threading.get_ident()
 
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
@@ -138,6 +172,7 @@ class Committer:
         self._queue: list[_Waiting] = []
         self._claimers: set[int] = set()  # job threads seen claiming: more than one means others may come
         self._running: set[int] = set()  # job threads between a won claim and the attempt's end
+        self._sealed: int | None = None  # ``seal``: the one thread whose moves are still taken
         threading.Thread(target=self._loop, name="questboard-group-commit", daemon=True).start()
         self._pid = os.getpid()
 
@@ -179,10 +214,19 @@ class Committer:
     def _flush(self, batch: list[_Waiting]) -> None:
         try:
             rows, effects = self._write(batch)
-        except Exception:
-            if len(batch) == 1:
-                raise
-            log.info("a group commit failed; its moves run one by one", extra={"steps": len(batch)})
+        except Exception as exc:
+            if isinstance(exc, (CommitFailed, *_SYSTEMIC)):
+                log.warning(
+                    "a group commit failed; its moves fail with it",
+                    extra={"steps": len(batch), "error": repr(exc.__cause__ or exc)},
+                )
+                error = exc.__cause__ if isinstance(exc, CommitFailed) and exc.__cause__ else exc
+                for item in batch:
+                    item.error = error
+                    item.done.set()
+                return
+            if len(batch) > 1:
+                log.info("a group commit failed; its moves run one by one", extra={"steps": len(batch)})
             for item in batch:
                 self._one(item)
             return
@@ -197,15 +241,22 @@ class Committer:
     def _write(self, batch: list[_Waiting]) -> tuple[list[Row | None], Effects]:
         """All the batch's steps in one transaction (each with its own time), events inserted together."""
         machine = self.machine
-        with write_gate(machine.url), machine.engine.begin() as conn:
-            tx = Tx(conn, utcnow(), batched=True)
-            rows = []
-            for item in batch:
-                tx.now = item.now or utcnow()
-                rows.append(item.step(tx))
-            tx.finish()
-            self._maybe_hold(batch)
-            return rows, tx.effects
+        committing = False
+        try:
+            with write_gate(machine.url), machine.engine.begin() as conn:
+                tx = Tx(conn, utcnow(), batched=True)
+                rows = []
+                for item in batch:
+                    tx.now = item.now or utcnow()
+                    rows.append(item.step(tx))
+                tx.finish()
+                self._maybe_hold(batch)
+                committing = True  # leaving the block commits
+        except Exception as exc:
+            if committing:
+                raise CommitFailed("the COMMIT of a group commit failed") from exc
+            raise
+        return rows, tx.effects
 
     def _one(self, item: _Waiting) -> None:
         """One step in its own transaction, with the machine's slot-race retries; its own row or error."""

@@ -98,10 +98,22 @@ class Machine:
 
     def follow_up(self, effects: Effects) -> None:
         """The effects that change what runs next: messages sent, slots' waiters woken, after-final hooks."""
+        # Each effect on its own: one that fails (the gate's read, a wake's write) must not cost the
+        # other jobs of the same commit theirs.
         for row in effects.send:
-            self.enqueue(row)
+            try:
+                self.enqueue(row)
+            except Exception:  # the gate could not decide: send it (a broker error flags it for resending)
+                log.exception("the send gate failed; sending at once", extra={"job_id": _id_of(row)})
+                try:
+                    self.send(row)
+                except Exception:  # not even flagged: the lost-message sweep re-sends queued jobs
+                    log.exception("sending a committed job failed", extra={"job_id": _id_of(row)})
         for key in dict.fromkeys(effects.wake):
-            self.wake(key)
+            try:
+                self.wake(key)
+            except Exception:  # the maintenance pass wakes every key's waiters too (wake_all)
+                log.exception("waking a key's waiters failed", extra={"key": key})
         for hook in self._after_final if effects.final else ():
             try:
                 hook(effects.final)
@@ -338,3 +350,7 @@ class Machine:
     def status_of(self, job_id: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(JOBS.c.status).where(JOBS.c.id == job_id)).scalar()
+
+
+def _id_of(row: Row | dict[str, Any]) -> str:
+    return row["id"] if isinstance(row, dict) else row.id

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from shared import defaults
 from shared.jobstate import statements as st
@@ -130,7 +131,9 @@ class Tx:
         """The lowest free slot of the row's key (the claim's statement checked one is free). A racing
         taker on PostgreSQL surfaces as an IntegrityError: the machine runs the commit again."""
         held = set(self.conn.execute(st.HELD_SLOTS, {"b_key": row.concurrency_key}).scalars())
-        free = next(n for n in range(row.concurrency_limit or 1) if n not in held)
+        free = next((n for n in range(row.concurrency_limit or 1) if n not in held), None)
+        if free is None:  # another process took the last slot after the claim's check (READ COMMITTED)
+            raise IntegrityError("take_slot", None, Exception("no free slot left for the key"))
         self.conn.execute(
             st.TAKE_SLOT,
             {"key": row.concurrency_key, "slot": free, "job_id": row.id, "acquired_at": self.now},

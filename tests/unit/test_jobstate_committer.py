@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shared.accounts import Accounts
 from shared.db import forget_engines, get_engine, get_sessionmaker
 from shared.dispatch import NoDispatch
+from shared.errors import WorkerRecycling
 from shared.jobstate import Machine, steps
 from shared.jobstate.committer import Committer
 from shared.jobstate.tx import Tx
@@ -181,3 +184,142 @@ def test_no_wait_for_more_once_every_running_job_thread_has_a_move_waiting(
         t.join(20)  # a third of the interval
     assert out == [["running", "running", "running", "running", "succeeded"]] * 2
     assert broken_invariants(machine.url) == []
+
+
+def _raising(error: BaseException, calls: list[str], name: str, then: Any = None) -> Any:
+    """A step that records its call, then raises ``error`` (the first time only, when ``then`` is a step
+    to run on later calls)."""
+
+    def step(tx: Tx) -> Any:
+        calls.append(name)
+        if then is not None and calls.count(name) > 1:
+            return then(tx)
+        raise error
+
+    return step
+
+
+def test_a_database_error_fails_the_whole_batch_at_once(machine: Machine, owner: int) -> None:
+    """The database itself failing (here: locked past the busy timeout) is not one move's error: running
+    the batch's moves again one by one would only meet it again, once per move, while every job thread of
+    the process waits (8 waits of 30 s on SQLite). Every waiter gets it after the one attempt."""
+    committer = Committer(machine, interval_s=5.0, max_steps=THREADS)
+    ids = claimed(machine, committer, owner)
+    calls: list[str] = []
+    locked = OperationalError("UPDATE jobs ...", {}, Exception("database is locked"))
+
+    def counted(i: int) -> Any:
+        if i == 0:
+            return _raising(locked, calls, "0")
+        succeed = steps.succeed(ids[i], 1, None, "Done")
+
+        def step(tx: Tx) -> Any:
+            calls.append(str(i))
+            return succeed(tx)
+
+        return step
+
+    out = in_threads(lambda i: committer.run(counted(i), what="succeed", job_id=ids[i]))
+    assert all(isinstance(o, OperationalError) for o in out), out
+    assert max(Counter(calls).values()) == 1, calls  # no move ran again (the moves after it: not at all)
+    assert {snapshot(machine.url, job_id)["status"] for job_id in ids} == {"running"}  # nothing half-done
+
+
+def test_a_lost_slot_race_in_a_batch_of_one_is_run_again(machine: Machine, owner: int) -> None:
+    """A prefork process has one job thread, so each of its batches is one move: a lost race for a key's
+    slot (the unique constraint) gets the machine's retries there too, instead of failing at once."""
+    committer = Committer(machine, interval_s=0.0)
+    job_id = add_job(machine.url, owner, "queued")
+    calls: list[str] = []
+    raced = IntegrityError("INSERT INTO concurrency_slots ...", {}, Exception("duplicate key"))
+    step = _raising(raced, calls, "claim", then=steps.claim(job_id, "w1", 101))
+    row = committer.run(step, what="claim", job_id=job_id)
+    assert row is not None and row.status == "running"
+    assert calls == ["claim", "claim"]
+
+
+def test_a_failed_commit_is_not_run_again(machine: Machine, owner: int) -> None:
+    """An error raised by the COMMIT leaves the batch maybe stored: its moves are not run again (a replay
+    could apply them twice); each waiter gets the error, as a direct commit's caller would."""
+    committer = Committer(machine, interval_s=5.0, max_steps=THREADS)
+    ids = claimed(machine, committer, owner)
+    calls: list[str] = []
+    failed = [False]
+
+    @event.listens_for(machine.engine, "commit")
+    def _commit(_conn: Any) -> None:
+        if not failed[0]:
+            failed[0] = True
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    def counted(i: int) -> Any:
+        succeed = steps.succeed(ids[i], 1, None, "Done")
+
+        def step(tx: Tx) -> Any:
+            calls.append(str(i))
+            return succeed(tx)
+
+        return step
+
+    try:
+        out = in_threads(lambda i: committer.run(counted(i), what="succeed", job_id=ids[i]))
+    finally:
+        event.remove(machine.engine, "commit", _commit)
+    assert all(isinstance(o, OperationalError) for o in out), out
+    assert sorted(Counter(calls).values()) == [1] * THREADS  # every move ran in the batch, none again
+
+
+def test_a_sealed_committer_takes_only_the_sealing_threads_moves(machine: Machine, owner: int) -> None:
+    """A recycling worker (workers.threadpool) seals its committer: another job thread's claim is refused
+    with WorkerRecycling (its message goes back to the broker), its other moves write nothing (the job is
+    being given back, and may soon run elsewhere with the same attempt number), and the sealing thread's
+    own moves — the give-backs — still go through."""
+    committer = Committer(machine, interval_s=0.0)
+    running, queued = add_job(machine.url, owner, "running"), add_job(machine.url, owner, "queued")
+    committer.seal()
+
+    def job_thread() -> list[Any]:
+        out: list[Any] = []
+        try:
+            committer.run(steps.claim(queued, "w1", 101), what="claim", job_id=queued)
+        except WorkerRecycling as exc:
+            out.append(exc)
+        out.append(committer.run(steps.succeed(running, 1, None, "late"), what="succeed", job_id=running))
+        return out
+
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.extend(job_thread()))
+    thread.start()
+    thread.join(10)
+    assert isinstance(result[0], WorkerRecycling) and result[1] is None
+    assert snapshot(machine.url, queued)["status"] == "queued"
+    assert snapshot(machine.url, running)["status"] == "running"  # the late success was not written
+    row = committer.run(steps.give_back(running, 1, "recycled", None, ((), ())), what="requeue")
+    assert row is not None and row.status == "queued"
+
+
+def test_a_claim_that_ends_blocked_does_not_hold_later_flushes(machine: Machine, owner: int) -> None:
+    """A claim that found its key's slots taken ends ``blocked``: that thread runs no attempt, so a flush
+    does not wait for a move of it (it used to, for the whole interval, while another thread worked)."""
+    committer = Committer(machine, interval_s=60.0, max_steps=64)
+    holder = add_job(machine.url, owner, "running", concurrency_key="k", concurrency_limit=1)
+    waiter = add_job(machine.url, owner, "queued", concurrency_key="k", concurrency_limit=1)
+    other = add_job(machine.url, owner, "queued")
+    done: list[Any] = []
+
+    def claim(job_id: str) -> None:
+        done.append(committer.run(steps.claim(job_id, "w1", 101), what="claim", job_id=job_id).status)
+
+    for job_id in (waiter, other):  # two claiming threads, one after the other
+        t = threading.Thread(target=claim, args=(job_id,))
+        t.start()
+        t.join(20)
+    assert done == ["blocked", "running"]
+    finished: list[Any] = []
+    t = threading.Thread(
+        target=lambda: finished.append(committer.run(steps.succeed(other, 1, None, "Done"), what="succeed"))
+    )
+    t.start()
+    t.join(20)  # a third of the interval
+    assert finished and finished[0].status == "succeeded"
+    assert snapshot(machine.url, holder)["status"] == "running"
