@@ -178,12 +178,13 @@ class Maintenance:
 
     def recover_local(self) -> None:
         for job in self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None)):
-            if not pid_alive(job.worker_pid):  # type: ignore[arg-type]
-                if timeouts.past_limit(job):  # Celery's hard time limit ended the process
-                    timeouts.record_time_limit(self.lifecycle, job)
-                else:
-                    reason, revoked = "worker process lost", revokes.is_revoked(job.id)
-                    self.lifecycle.recover(job.id, job.worker or "", job.worker_pid, reason, revoked)
+            if pid_alive(job.worker_pid) and not earlier_incarnation(job):  # type: ignore[arg-type]
+                continue
+            if timeouts.past_limit(job):  # Celery's hard time limit ended the process
+                timeouts.record_time_limit(self.lifecycle, job)
+            else:
+                reason, revoked = "worker process lost", revokes.is_revoked(job.id)
+                self.lifecycle.recover(job.id, job.worker or "", job.worker_pid, reason, revoked)
 
     def _broker_settled(self) -> bool:
         """False right after Redis lost its data: heartbeats are missing then, not workers."""
@@ -399,3 +400,22 @@ def _start(sender: Any = None, **_: Any) -> None:
 def _stop_loop(**_: Any) -> None:
     # The heartbeat key is left to expire: jobs still finishing in a warm shutdown stay owned meanwhile.
     _stop.set()
+
+
+def earlier_incarnation(job: Job) -> bool:
+    """A job recorded as running in a live process of this worker that no pool slot of this worker runs:
+    it ran in an earlier process of the same name whose pid is alive again — a container's restarted PID 1
+    (a thread pool's jobs carry the main process's pid), a pid namespace handing out the same numbers to
+    the new pool processes. The pid alone would keep it ``running`` until its time limit. Celery's own
+    bookkeeping (``active_requests``, in this main process) has every task a pool slot of this worker has
+    accepted until it ends; a claim is made only after acceptance, and ``ORPHAN_GRACE_S`` covers the
+    moment before the main process hears of it."""
+    from celery.worker import state
+
+    if job.started_at is None or utcnow() - job.started_at < timedelta(seconds=defaults.ORPHAN_GRACE_S):
+        return False
+    try:
+        active = {request.id for request in list(state.active_requests)}
+    except RuntimeError:  # changed while copied: decide on the next pass
+        return False
+    return job.id not in active

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections import Counter
 
-from questboard.testing import wait_for
+import pytest
+
+from questboard.cli import worker_argv
+from questboard.testing import ManagedProcess, wait_for, wait_worker_ready
 from shared.processes import pid_alive
 
 
@@ -106,3 +110,30 @@ def test_sigterm_to_the_whole_process_group_requeues_the_job_and_another_worker_
     worker.proc.wait(timeout=30)
     done = stack.wait_status(job_id, "succeeded", 40)
     assert done.worker.startswith("heir@")
+
+
+def _worker_as_pid_1(stack, name: str) -> ManagedProcess:
+    """A thread-pool worker that is PID 1 of a pid namespace of its own, as in a container."""
+    argv = ["unshare", "--pid", "--fork", "--kill-child", *worker_argv("critical,high,default,low", 2, name)]
+    proc = ManagedProcess(f"worker-{name}", argv, stack.env, stack.tmp_path)  # log appended: one file
+    stack.workers.append(proc)
+    proc.start()
+    wait_worker_ready(proc, stack.redis.url)
+    return proc
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
+def test_a_worker_restarted_with_its_old_pid_recovers_the_jobs_it_ran(stack):
+    """In a container the worker is PID 1, and the restarted container's worker is PID 1 again, under the
+    same name: the running job of the one that died pointed at a live pid (the new worker itself), so it
+    stayed ``running`` until its time limit. The new worker runs no such job, and recovers it."""
+    first = _worker_as_pid_1(stack, "boxed")
+    job_id = stack.submit("test.sleep", {"seconds": 60})
+    assert stack.wait_status(job_id, "running").worker_pid == 1
+    first.kill()
+    _worker_as_pid_1(stack, "boxed")
+    wait_for(lambda: len(stack.starts()) == 2, 30, what="the job to start again")
+    job = stack.job(job_id)
+    assert job.status == "running" and job.attempts == 2 and job.worker_pid == 1
+    lost = [a for a in stack.attempts(job_id) if a.number == 1][0]
+    assert lost.outcome == "lost" and lost.error_type == "WorkerLost"
