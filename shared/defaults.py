@@ -63,6 +63,10 @@ POOL_WATCH_INTERVAL_S = 0.2
 REDIS_SOCKET_TIMEOUT_S = 1.5
 REDIS_CONNECT_TIMEOUT_S = 1.5
 DB_CONNECT_TIMEOUT_S = 3
+# A live-update PUBLISH that failed twice (Redis frozen or cut) pauses publishing for this long: the
+# updates are notifications (the database has the state), and waiting out a timeout per message would
+# hold a worker's committer, and each submit, for seconds.
+PUBLISH_PAUSE_AFTER_FAILURE_S = 2.0
 DB_WEB_STATEMENT_DEADLINE_S = 5.0
 DB_POOL_TIMEOUT_S = 5.0
 # A worker's maintenance loop probes the database each pass; no answer within this long: it stops taking

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -58,11 +59,12 @@ class BatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]
             },
         )
         self._local = threading.local()
+        self._paused_until = 0.0  # monotonic; see _send
 
     def _publish(self, data: Any) -> None:
         pending = getattr(self._local, "pending", None)
         if pending is None:
-            super()._publish(data)  # one PUBLISH, with python-socketio's reconnect-and-retry
+            self._send(data)  # one PUBLISH
         else:
             pending.append(data)
 
@@ -78,6 +80,11 @@ class BatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 self._send(pending[0] if len(pending) == 1 else {"method": BATCH, "messages": pending})
 
     def _send(self, message: dict[str, Any]) -> None:
+        """One PUBLISH, tried twice (reconnecting). After both failed, publishing pauses for
+        ``PUBLISH_PAUSE_AFTER_FAILURE_S``: a frozen or cut Redis costs its timeouts once, not once per
+        message (a worker's committer publishes each owner's updates in turn, the web each submit's)."""
+        if time.monotonic() < self._paused_until:
+            return  # a notification: the database has the state and subscribers replay it
         payload = self.json.dumps(message)
         for attempt in (1, 2):
             try:
@@ -88,8 +95,10 @@ class BatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]
             except Exception as exc:  # Redis down: the database has the state and subscribers replay it
                 self.connected = False
                 if attempt == 2:
+                    self._paused_until = time.monotonic() + defaults.PUBLISH_PAUSE_AFTER_FAILURE_S
                     count = len(message.get("messages", [message]))
-                    log.warning("publish failed", extra={"count": count, "error": repr(exc)})
+                    extra = {"count": count, "error": repr(exc)}
+                    log.warning("publish failed; publishing paused", extra=extra)
 
 
 class UnbatchingRedisManager(socketio.RedisManager):  # type: ignore[misc]

@@ -9,6 +9,7 @@ must name the dependency within a few seconds, and every accepted job must finis
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 import redis
 
 from questboard.testing import RedisServer, questboard_env, wait_for, wait_worker_ready, worker_process
+from shared import defaults
 from shared.accounts import Accounts
+from shared.publisher import SocketIOPublisher
 from shared.settings import Settings
 from tests.faults.proxy import LinkProxy
 
@@ -145,3 +148,41 @@ def test_a_frozen_redis_never_hangs_a_submit_and_loses_nothing(tmp_path: Path, s
         print(f"redis frozen: {len(stack.accepted)} accepted, all succeeded")
     finally:
         stack.close()
+
+
+def test_a_frozen_redis_costs_the_publish_timeout_once_not_once_per_update(tmp_path: Path):
+    """A worker's committer publishes each owner's updates of a batch in turn, and the web each submit's:
+    with Redis frozen every PUBLISH waited out its timeouts (2 x 1.5 s), so 8 owners' updates held the
+    committer — and every job thread of the process — for 24 s. After one failed publish, publishing pauses
+    briefly (the updates are notifications: the database has the state), then resumes by itself."""
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    try:
+        publisher = SocketIOPublisher(server.url)
+        publisher.job_update({"id": "before"}, 1)  # connected
+        done = threading.Event()
+
+        def burst() -> None:
+            for owner in range(8):
+                publisher.job_updates([{"id": f"job-{owner}"}], owner)
+            done.set()
+
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            threading.Thread(target=burst, daemon=True).start()
+            wait_for(done.is_set, 8, what="8 owners' updates to be through with Redis frozen")
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        feed = redis.Redis.from_url(server.url).pubsub()
+        feed.subscribe(defaults.SOCKETIO_CHANNEL)
+
+        def delivered() -> bool:
+            publisher.job_update({"id": "after-the-thaw"}, 1)
+            while (message := feed.get_message(timeout=0.2)) is not None:
+                if message["type"] == "message" and b"after-the-thaw" in message["data"]:
+                    return True
+            return False
+
+        wait_for(delivered, 20, interval_s=0.2, what="publishing to resume after the thaw")
+        feed.close()
+    finally:
+        server.kill()
