@@ -129,23 +129,24 @@ def enabled() -> bool:
     return get_settings().fair_share
 
 
-def bound(running: int) -> int:
-    """The queue's in-flight bound: the setting, else two per running job (at least the minimum)."""
+def _bound_terms() -> tuple[int, int]:
+    """The bound's rule as ``(per running job, least)``: ``max(least, per * running)``. The setting is a
+    fixed bound (per 0, least the setting). ``bound`` and ``STATE``'s stop (``state_params``) both use it."""
     configured = get_settings().fair_share_in_flight
     if configured:
-        return configured
-    return max(defaults.FAIR_SHARE_MIN_IN_FLIGHT, defaults.FAIR_SHARE_PER_PROCESS * running)
+        return 0, configured
+    return defaults.FAIR_SHARE_PER_PROCESS, defaults.FAIR_SHARE_MIN_IN_FLIGHT
+
+
+def bound(running: int) -> int:
+    """The queue's in-flight bound: the setting, else two per running job (at least the minimum)."""
+    per, least = _bound_terms()
+    return max(least, per * running)
 
 
 def state_params(queue: str, except_id: str = "") -> dict[str, Any]:
-    """The parameters of ``STATE`` / ``STATE_COLUMNS`` for ``queue``: the bound as ``bound`` computes it,
-    ``max(b_bound_min, b_bound_per * running)`` (the setting: per 0, min the setting)."""
-    configured = get_settings().fair_share_in_flight
-    per, least = (
-        (0, configured)
-        if configured
-        else (defaults.FAIR_SHARE_PER_PROCESS, defaults.FAIR_SHARE_MIN_IN_FLIGHT)
-    )
+    """The parameters of ``STATE`` / ``STATE_COLUMNS`` for ``queue`` (its count stops at ``bound``)."""
+    per, least = _bound_terms()
     return {"b_queue": queue, "b_except": except_id, "b_bound_per": per, "b_bound_min": least}
 
 

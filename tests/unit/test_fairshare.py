@@ -207,15 +207,7 @@ def test_the_state_read_touches_only_its_rows_on_a_table_without_statistics(post
     2,000-job backlog: the planner has no statistics yet, and used to read the counts through an index on
     the queue alone, filtering every queued row (2,000 rows for 13; migration 0015)."""
     engine = get_engine(postgres_url)
-    owner = Accounts(postgres_url).ensure_user("backlog@example.com").id
-    now = utcnow()
-    base = {"user_id": owner, "type": "diagnostics.probe", "queue": "default", "params": {}, "message": ""}
-    rows = [
-        {**base, "id": new_id(), "status": "queued", "held": n >= 12, "created_at": now, "updated_at": now}
-        for n in range(2_000)
-    ]
-    with engine.begin() as conn:
-        conn.execute(insert(Job.__table__), rows)
+    _backlog(postgres_url, 2_000, held_from=12)
     stmt = fairshare.STATE.params(**fairshare.state_params("default"))
     sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
