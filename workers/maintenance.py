@@ -40,7 +40,7 @@ from shared.settings import get_settings
 from shared.states import Status
 from workers import poolwatch, revokes, threadpool, timeouts, workflow_steps
 from workers.dbwatch import DatabaseWatch
-from workers.reserved import RESERVED_PREFIX, reserved_key, reserved_noter
+from workers.reserved import RESERVED_PREFIX, active_job_ids, reserved_key, reserved_noter
 from workers.unacked import backlog, restore_unnoted, sweep_lost
 
 log = logging.getLogger("questboard.maintenance")
@@ -177,9 +177,25 @@ class Maintenance:
                 self._stop_thread(job, SoftTimeLimitExceeded, record)
 
     def recover_local(self) -> None:
+        """Running jobs of this worker whose process is gone — or alive again under the same pid: an
+        earlier process of the same name, a container's restarted PID 1 (a thread pool's jobs carry the
+        main process's pid) or a pid namespace handing the new pool processes the same numbers. The pid
+        alone would keep such a job ``running`` until its time limit, so a job on a live pid that started
+        over ``ORPHAN_GRACE_S`` ago and that no pool slot of this worker runs (Celery's accepted tasks:
+        a claim is made only after acceptance, and the grace covers the moment before this main process
+        hears of it) is recovered too."""
+        active: set[str] | None = None  # read once per pass, when a job on a live pid needs it
+        settled = utcnow() - timedelta(seconds=defaults.ORPHAN_GRACE_S)
         for job in self._running(Job.worker == self.hostname, Job.worker_pid.is_not(None)):
-            if pid_alive(job.worker_pid) and not earlier_incarnation(job):  # type: ignore[arg-type]
-                continue
+            if pid_alive(job.worker_pid):  # type: ignore[arg-type]
+                if job.started_at is None or job.started_at > settled:
+                    continue
+                if active is None:
+                    active = active_job_ids()
+                    if active is None:  # changed while copied: the next pass decides
+                        return
+                if job.id in active:
+                    continue
             if timeouts.past_limit(job):  # Celery's hard time limit ended the process
                 timeouts.record_time_limit(self.lifecycle, job)
             else:
@@ -400,22 +416,3 @@ def _start(sender: Any = None, **_: Any) -> None:
 def _stop_loop(**_: Any) -> None:
     # The heartbeat key is left to expire: jobs still finishing in a warm shutdown stay owned meanwhile.
     _stop.set()
-
-
-def earlier_incarnation(job: Job) -> bool:
-    """A job recorded as running in a live process of this worker that no pool slot of this worker runs:
-    it ran in an earlier process of the same name whose pid is alive again — a container's restarted PID 1
-    (a thread pool's jobs carry the main process's pid), a pid namespace handing out the same numbers to
-    the new pool processes. The pid alone would keep it ``running`` until its time limit. Celery's own
-    bookkeeping (``active_requests``, in this main process) has every task a pool slot of this worker has
-    accepted until it ends; a claim is made only after acceptance, and ``ORPHAN_GRACE_S`` covers the
-    moment before the main process hears of it."""
-    from celery.worker import state
-
-    if job.started_at is None or utcnow() - job.started_at < timedelta(seconds=defaults.ORPHAN_GRACE_S):
-        return False
-    try:
-        active = {request.id for request in list(state.active_requests)}
-    except RuntimeError:  # changed while copied: decide on the next pass
-        return False
-    return job.id not in active

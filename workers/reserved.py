@@ -72,16 +72,27 @@ class ReservedNoter:
                 )
 
 
-def still_waiting(job_ids: list[str]) -> list[str]:
-    """Of ``job_ids`` (received by this worker process), those not yet accepted by a pool process and not
-    finished: Celery's own bookkeeping in the worker's main process (``celery.worker.state``)."""
+def active_job_ids() -> set[str] | None:
+    """The ids of the tasks a pool slot of this worker has accepted and not yet finished: Celery's own
+    bookkeeping in the worker's main process (``celery.worker.state``); None when another thread changed
+    it while it was copied."""
     from celery.worker import state
 
     try:
-        active = {request.id for request in list(state.active_requests)}
-        return [job_id for job_id in job_ids if job_id in state.requests and job_id not in active]
-    except RuntimeError:  # changed while copied (another thread): note them all, as before
+        return {request.id for request in list(state.active_requests)}
+    except RuntimeError:
+        return None
+
+
+def still_waiting(job_ids: list[str]) -> list[str]:
+    """Of ``job_ids`` (received by this worker process), those not yet accepted by a pool process and not
+    finished (``celery.worker.state``)."""
+    from celery.worker import state
+
+    active = active_job_ids()
+    if active is None:  # changed while copied: note them all, as before
         return job_ids
+    return [job_id for job_id in job_ids if job_id in state.requests and job_id not in active]
 
 
 @cache
