@@ -25,7 +25,6 @@ from sqlalchemy.exc import IntegrityError
 
 from shared import fairshare
 from shared.dispatch import Dispatcher
-from shared.errors import WorkerRecycling
 from shared.jobstate import Machine, Row, steps
 from shared.jobstate import committer as group
 from shared.jobstate.steps import Step
@@ -85,9 +84,7 @@ class Lifecycle:
         if self.committer is not None:
             return self.committer.run(step, now, what, job_id)
         if self._sealed is not None and threading.get_ident() != self._sealed:
-            if what == "claim":
-                raise WorkerRecycling("this worker is recycling: it claims nothing more")
-            return None
+            return group.refuse(what)
         return self.machine.commit(step, now=now)[0]
 
     def _write_progress(

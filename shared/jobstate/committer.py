@@ -72,6 +72,15 @@ def _renew_starting_lock() -> None:  # a child forked while another thread held 
 os.register_at_fork(after_in_child=_renew_starting_lock)
 
 
+def refuse(what: str) -> None:
+    """The answer to a move of another thread once the process is sealed (``Committer.seal``,
+    ``Lifecycle.seal``): a claim raises ``WorkerRecycling`` (its message goes back to the broker); any other
+    move writes nothing and gets None, as for a job that is not its own (it is being given back)."""
+    if what == "claim":
+        raise WorkerRecycling("this worker is recycling: it claims nothing more")
+    return None
+
+
 class CommitFailed(Exception):
     """The COMMIT of a group commit raised: the batch may or may not be stored (``__cause__`` says why)."""
 
@@ -124,9 +133,7 @@ class Committer:
         self._ensure_thread()
         with self._cond:
             if self._sealed is not None and item.thread != self._sealed:
-                if what == "claim":
-                    raise WorkerRecycling("this worker is recycling: it claims nothing more")
-                return None  # the job was given back: what its old thread does is no longer written
+                return refuse(what)
             self._queue.append(item)
             if what == "claim":
                 self._claimers.add(item.thread)

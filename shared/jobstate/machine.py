@@ -104,11 +104,12 @@ class Machine:
             try:
                 self.enqueue(row)
             except Exception:  # the gate could not decide: send it (a broker error flags it for resending)
-                log.exception("the send gate failed; sending at once", extra={"job_id": _id_of(row)})
+                job = {"job_id": _message_fields(row)[0]}
+                log.exception("the send gate failed; sending at once", extra=job)
                 try:
                     self.send(row)
                 except Exception:  # not even flagged: the lost-message sweep re-sends queued jobs
-                    log.exception("sending a committed job failed", extra={"job_id": _id_of(row)})
+                    log.exception("sending a committed job failed", extra=job)
         for key in dict.fromkeys(effects.wake):
             try:
                 self.wake(key)
@@ -139,9 +140,7 @@ class Machine:
 
     def send(self, job: Row | dict[str, Any]) -> bool:
         """Send the job's message; on a broker error flag it for the maintenance loop instead of losing it."""
-        job_id, job_type, queue = (
-            (job["id"], job["type"], job["queue"]) if isinstance(job, dict) else (job.id, job.type, job.queue)
-        )
+        job_id, job_type, queue = _message_fields(job)
         try:
             self.dispatcher.send(job_id, job_type, queue)
             return True
@@ -352,5 +351,8 @@ class Machine:
             return conn.execute(select(JOBS.c.status).where(JOBS.c.id == job_id)).scalar()
 
 
-def _id_of(row: Row | dict[str, Any]) -> str:
-    return row["id"] if isinstance(row, dict) else row.id
+def _message_fields(job: Row | dict[str, Any]) -> tuple[str, str, str]:
+    """A job's id, type and queue (what its message carries), from a row or a job dict."""
+    if isinstance(job, dict):
+        return job["id"], job["type"], job["queue"]
+    return job.id, job.type, job.queue
