@@ -176,6 +176,9 @@ class EngineIORelay:
 
 
 def _error(start_response: Callable[..., Any], status: str, message: str) -> Iterable[bytes]:
-    body = json.dumps({"error": message}).encode()
+    """The API's error shape (contract §3; ``web.auth.api_error``, which needs Flask: the relay is outside
+    it), its code from the status as the API's HTTP errors have theirs (``web.api``)."""
+    code = status.split(" ", 1)[1].lower().replace(" ", "_")
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]

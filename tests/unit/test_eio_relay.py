@@ -61,10 +61,12 @@ def test_a_body_past_engineio_limit_is_refused_before_it_is_read() -> None:
     relay = eio_relay.EngineIORelay(_local_app(calls), _Eio())
     status, headers, body = _call(relay, CONTENT_LENGTH=str(10**9))
     assert status.startswith("413")
-    assert headers["Content-Type"] == "application/json" and "too large" in json.loads(body)["error"]
+    error = json.loads(body)["error"]
+    assert headers["Content-Type"] == "application/json" and error["code"] == "request_entity_too_large"
+    assert "too large" in error["message"]
     assert calls == []
-    status, _, _ = _call(relay, CONTENT_LENGTH="lots")
-    assert status.startswith("400")
+    status, _, body = _call(relay, CONTENT_LENGTH="lots")
+    assert status.startswith("400") and json.loads(body)["error"]["code"] == "bad_request"
 
 
 def test_the_relay_socket_serves_only_the_engineio_endpoint() -> None:
