@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -568,6 +569,37 @@ def prefill_questboard(
         questboard_celery(redis_url), kw.get("job_type", "diagnostics.probe"), queue, [(i, [i]) for i in ids]
     )
     return ids, t1 - t0, push_s
+
+
+@dataclass
+class Drain:
+    """A drain set up by ``prepare_drain``: the database, the workers' environment and timing directory."""
+
+    db_url: str
+    env: dict[str, str]
+    timing: Path
+    insert_s: float
+    push_s: float
+
+    def succeeded(self) -> int:
+        from sqlalchemy import func, select
+
+        from shared.db import get_sessionmaker
+        from shared.models import Job
+
+        with get_sessionmaker(self.db_url)() as session:
+            return session.scalar(select(func.count()).where(Job.status == "succeeded")) or 0
+
+
+def prepare_drain(stack: Stack, redis_url: str, db_kind: str, n: int, tag: str) -> Drain:
+    """A Questboard drain's start: Redis emptied (its broker epoch set), a new database with one user and
+    ``n`` no-op jobs of ``default`` in it and on the broker."""
+    redis.Redis.from_url(redis_url).flushall()
+    set_broker_epoch(redis_url)
+    db_url = stack.database_url(db_kind, tag)
+    [(user_id, _token)] = make_users(db_url, 1)
+    _ids, insert_s, push_s = prefill_questboard(db_url, redis_url, user_id, n, "default")
+    return Drain(db_url, stack.env(redis_url, db_url), stack.timing_dir(tag), insert_s, push_s)
 
 
 # ----- waiting and timing --------------------------------------------------------------------------

@@ -92,17 +92,12 @@ def drain_questboard(
     from shared.db import get_sessionmaker
     from shared.models import Job
 
+    drain = h.prepare_drain(stack, redis_url, db_kind, n, tag)
+    db_url, timing, insert_s, push_s = drain.db_url, drain.timing, drain.insert_s, drain.push_s
     client = h.redis.Redis.from_url(redis_url)
-    client.flushall()
-    h.set_broker_epoch(redis_url)
-    db_url = stack.database_url(db_kind, tag)
-    [(user_id, _token)] = h.make_users(db_url, 1)
-    _ids, insert_s, push_s = h.prefill_questboard(db_url, redis_url, user_id, n, "default")
-    timing = stack.timing_dir(tag)
-    env = stack.env(redis_url, db_url)
     before = h.commandstats(client)
     worker = stack.questboard_worker(
-        env,
+        drain.env,
         ",".join(QB_QUEUES),
         concurrency,
         name=tag,

@@ -112,37 +112,23 @@ def drain_procrastinate(
 def drain_questboard(
     stack: h.Stack, redis_url: str, db_kind: str, n: int, tag: str, args: Any, timeout_s: float
 ) -> dict[str, Any]:
-    from sqlalchemy import func, select
-
-    from shared.db import get_sessionmaker
-    from shared.models import Job
-
-    client = h.redis.Redis.from_url(redis_url)
-    client.flushall()
-    h.set_broker_epoch(redis_url)
-    db_url = stack.database_url(db_kind, tag)
-    [(user_id, _token)] = h.make_users(db_url, 1)
-    h.prefill_questboard(db_url, redis_url, user_id, n, "default")
-    timing = stack.timing_dir(tag)
-    env = stack.env(redis_url, db_url)
+    drain = h.prepare_drain(stack, redis_url, db_kind, n, tag)
     workers = [
         stack.questboard_worker(
-            env,
+            drain.env,
             ",".join(QB_QUEUES),
             args.concurrency,
             name=f"{tag}-{w}",
-            timing=timing,
+            timing=drain.timing,
             extra_args=["--pool", args.pool],
         )
         for w in range(args.workers)
     ]
-    h.wait_drained(client, QB_QUEUES, timeout_s, workers[0])
+    h.wait_drained(h.redis.Redis.from_url(redis_url), QB_QUEUES, timeout_s, workers[0])
     for worker in workers:
         stack.stop(worker)
-    t = h.read_timing(timing)
-    with get_sessionmaker(db_url)() as session:
-        done = session.scalar(select(func.count()).where(Job.status == "succeeded"))
-    if done != n:
+    t = h.read_timing(drain.timing)
+    if (done := drain.succeeded()) != n:
         raise RuntimeError(f"{tag}: {done} of {n} jobs succeeded")
     secs = t["last"] - t["first"]
     return {"jobs_per_s": n / secs, "seconds": secs}
