@@ -70,6 +70,18 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc_mod.DisconnectionError("ping failed")
 
 
+# SQLSTATEs of a transaction the server rolled back whole: a deadlock's victim, a serialization failure.
+_ROLLED_BACK = frozenset({"40P01", "40001"})
+
+
+def rolled_back(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server rolled the whole transaction back to settle a conflict with
+    another one (PostgreSQL's deadlock victim, a serialization failure): nothing of it was stored, so
+    running it again cannot apply anything twice. Never for SQLite, nor for a COMMIT whose fate is
+    unknown (40003)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _ROLLED_BACK
+
+
 _engines: dict[str, Engine] = {}
 _sessionmakers: dict[str, sessionmaker[Session]] = {}
 

@@ -160,6 +160,9 @@ MESSAGE_MAX_CHARS = 2000
 # A claim that loses the race for its key's last slot (PostgreSQL) is run again this many times, then
 # the job waits blocked for a free slot.
 SLOT_RACE_RETRIES = 2
+# How many times a transaction of the state machine that the database rolled back to settle a deadlock
+# (or a serialization failure) is run again before its error reaches the caller (shared.db.rolled_back).
+ROLLED_BACK_RETRIES = 3
 # The maintenance loop releases at most this many due scheduled/retrying jobs per pass.
 RELEASE_BATCH = 200
 # ... and sends at most this many jobs whose dispatch failed per pass.

@@ -16,8 +16,9 @@ of one too), so that error reaches that job's waiter only. An error of the datab
 answer, is locked past the busy timeout, dropped the connection; ``_SYSTEMIC``) reaches every waiter of
 the batch at once: running the moves one by one would only meet it again, once per move, while every job
 thread of the process waits. So does an error raised by the COMMIT: the batch may have been stored, and
-running its moves again could apply some twice. A job's own moves keep their order: its thread waits for
-each before making the next.
+running its moves again could apply some twice. A batch PostgreSQL rolled back as a deadlock's victim
+(``shared.db.rolled_back``) stored nothing: it runs again, whole. A job's own moves keep their order:
+its thread waits for each before making the next.
 
 The wait for more moves ends early once every job thread that runs an attempt (between a won claim and
 its final move) has a move waiting: none can add another before this flush, so waiting longer would only
@@ -42,7 +43,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from shared import defaults
-from shared.db import write_gate
+from shared.db import rolled_back, write_gate
 from shared.errors import WorkerRecycling
 from shared.jobstate.machine import Machine
 from shared.jobstate.steps import Step
@@ -220,7 +221,7 @@ class Committer:
 
     def _flush(self, batch: list[_Waiting]) -> None:
         try:
-            rows, effects = self._write(batch)
+            rows, effects = self._write_again_if_rolled_back(batch)
         except Exception as exc:
             if isinstance(exc, (CommitFailed, *_SYSTEMIC)):
                 log.warning(
@@ -244,6 +245,21 @@ class Committer:
             item.row = row
             item.done.set()
         self._publish(effects)
+
+    def _write_again_if_rolled_back(self, batch: list[_Waiting]) -> tuple[list[Row | None], Effects]:
+        """``_write``, run again while the database rolled it back whole to settle a deadlock (nothing of
+        it was stored: ``shared.db.rolled_back``), up to ``ROLLED_BACK_RETRIES`` times."""
+        for tries_left in range(defaults.ROLLED_BACK_RETRIES, -1, -1):
+            try:
+                return self._write(batch)
+            except OperationalError as exc:
+                if not (tries_left and rolled_back(exc)):
+                    raise
+                log.info(
+                    "a group commit rolled back by the database runs again",
+                    extra={"steps": len(batch), "error": repr(exc)},
+                )
+        raise AssertionError("unreachable")
 
     def _write(self, batch: list[_Waiting]) -> tuple[list[Row | None], Effects]:
         """All the batch's steps in one transaction (each with its own time), events inserted together."""
