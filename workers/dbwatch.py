@@ -9,6 +9,10 @@ fails or has not answered within ``DB_PROBE_TIMEOUT_S``, consumes no queue and s
 steps; it consumes again (honouring paused queues) once a probe answers. Messages the worker already
 holds are given back as their claims fail, and go to a worker that reaches the database.
 
+On a thread pool the job threads live in the watch's own process: there a claim made while the watch
+finds the database unreachable (``unreachable_here``) gives its message back at once, instead of waiting
+for a connect timeout first (3 s a claim, and the held messages' claims come one after another).
+
 Each probe runs in a thread of its own too: a link that silently stops moving bytes leaves it blocked
 (until ``tcp_user_timeout`` ends it), and the watch must not block with it.
 """
@@ -16,6 +20,7 @@ Each probe runs in a thread of its own too: a link that silently stops moving by
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +35,14 @@ log = logging.getLogger("questboard.maintenance")
 
 
 PROBE_EVERY_S = 1.0
+# The process whose watch last found the database unreachable (None: it answered). A pid, so that a pool
+# process forked meanwhile does not inherit the verdict: it has no watch of its own to clear it.
+_unreachable_in: int | None = None
+
+
+def unreachable_here() -> bool:
+    """Whether this process's database watch found the database unreachable at its last probe."""
+    return _unreachable_in is not None and _unreachable_in == os.getpid()
 
 
 class DatabaseWatch:
@@ -90,6 +103,8 @@ class DatabaseWatch:
         answered.set()
 
     def _record(self, ok: bool) -> bool:
+        global _unreachable_in
+        _unreachable_in = None if ok else os.getpid()
         if not ok and self.down_since is None:
             self.down_since = time.monotonic()
             log.warning("database unreachable: this worker stops taking messages until it answers")

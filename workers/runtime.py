@@ -27,6 +27,7 @@ from shared.jobtypes import JobType
 from shared.lifecycle import Lifecycle
 from shared.models import utcnow
 from shared.settings import Settings, get_settings
+from workers import dbwatch
 from workers.outcomes import SKIPPED, Outcome
 
 log = logging.getLogger("questboard.worker")
@@ -85,6 +86,12 @@ def run_job(spec: JobType, job_id: str, worker: str) -> Outcome:
     task reports it to Celery: workers.outcomes)."""
     lc = lifecycle()
     started_at = utcnow()  # taken before the rate-limit check: see shared.ratelimits
+    if dbwatch.unreachable_here():  # a claim would only wait for its connect timeout to fail
+        log.warning(
+            "database unreachable (this worker's probe): message given back",
+            extra={"job_id": job_id},
+        )
+        raise Reject("the database is unreachable from this worker", requeue=True)
     try:
         if spec.rate_limit and not _rate_allows(spec, job_id):
             return Outcome("queued", message="Rate-limited: sent again later")

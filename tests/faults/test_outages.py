@@ -41,12 +41,15 @@ def _known_broker(url: str) -> None:
 class Installation:
     """A private Redis, one worker (straight to the database) and the web app on ``web_db_url``."""
 
-    def __init__(self, tmp_path: Path, db_url: str, web_db_url: str) -> None:
+    def __init__(
+        self, tmp_path: Path, db_url: str, web_db_url: str, concurrency: int = 2, *worker_args: str
+    ) -> None:
         from web import create_app
 
         self.redis = RedisServer(tmp_path / "redis", appendonly=False).start()
         _known_broker(self.redis.url)
-        self.worker = worker_process(questboard_env(self.redis.url, db_url, tmp_path / "i"), tmp_path)
+        env = questboard_env(self.redis.url, db_url, tmp_path / "i")
+        self.worker = worker_process(env, tmp_path, concurrency=concurrency, extra_args=list(worker_args))
         self.worker.start()
         wait_worker_ready(self.worker, self.redis.url)
         person = Accounts(db_url).ensure_user("outage@example.com")
@@ -57,11 +60,15 @@ class Installation:
         self.client = create_app(settings, TESTING=True).test_client()
         self.accepted: list[str] = []
 
-    def submit(self) -> Any:
-        resp = self.client.post("/api/jobs", json={"type": "diagnostics.probe"}, headers=self.headers)
+    def submit(self, **params: Any) -> Any:
+        body = {"type": "diagnostics.probe", "params": params}
+        resp = self.client.post("/api/jobs", json=body, headers=self.headers)
         if resp.status_code == 202:
             self.accepted.append(resp.get_json()["id"])
         return resp
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.client.get(f"/api/jobs/{job_id}", headers=self.headers).get_json()
 
     def all_accepted_succeeded(self) -> bool:
         return all(
