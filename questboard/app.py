@@ -69,7 +69,9 @@ class Questboard:
             user_job_limit=self.settings.user_job_limit,
             user_queued_limit=self.settings.user_queued_limit,
         )
-        jobs.machine.after_final(self._settle)  # a canceled step releases or cancels what waited on it
+        jobs.machine.after_final(
+            self._settle, steps_only=True
+        )  # a canceled step releases or cancels what waited on it
         return jobs
 
     @cached_property
@@ -86,12 +88,14 @@ class Questboard:
     def lifecycle(self) -> Lifecycle:
         """A job's run as the worker records it (claim, progress, outcome)."""
         lifecycle = Lifecycle(self.database_url, self.publisher, self.dispatcher)
-        lifecycle.machine.after_final(self._settle)  # a step that ended releases what waited on it
+        lifecycle.machine.after_final(
+            self._settle, steps_only=True
+        )  # a step that ended releases what waited on it
         return lifecycle
 
     def _settle(self, job_ids: list[str]) -> None:
-        """The workflows' after-final hook (every job that ends; one read for jobs of no workflow). A lost
-        one is caught up by the workflows' maintenance sweep."""
+        """The workflows' after-final hook (the steps that ended: a job of no workflow costs nothing). A
+        lost one is caught up by the workflows' maintenance sweep."""
         self.workflows.settler.settle(job_ids)
 
     @cached_property

@@ -58,12 +58,13 @@ class Machine:
         self.publisher = publisher
         self.dispatcher = dispatcher
         self._gate = gate
-        self._after_final: list[AfterFinal] = []
+        self._after_final: list[tuple[AfterFinal, bool]] = []
 
-    def after_final(self, hook: AfterFinal) -> None:
-        """Call ``hook`` with the ids of the jobs this machine's moves ended, after their commit. An error
-        in it is logged, never raised: the moves stand."""
-        self._after_final.append(hook)
+    def after_final(self, hook: AfterFinal, steps_only: bool = False) -> None:
+        """Call ``hook`` with the ids of the jobs this machine's moves ended, after their commit (with
+        ``steps_only``, of those that are a workflow's steps, as the row the move returned says; not
+        called when there is none). An error in it is logged, never raised: the moves stand."""
+        self._after_final.append((hook, steps_only))
 
     # ----- the write path ------------------------------------------------------------------------
 
@@ -122,11 +123,14 @@ class Machine:
                 self.wake(key)
             except Exception:  # the maintenance pass wakes every key's waiters too (wake_all)
                 log.exception("waking a key's waiters failed", extra={"key": key})
-        for hook in self._after_final if effects.final else ():
+        for hook, steps_only in self._after_final:
+            ended = effects.final_steps if steps_only else effects.final
+            if not ended:
+                continue
             try:
-                hook(effects.final)
+                hook(ended)
             except Exception:  # the moves are committed; whoever needs the hook has a sweep behind it
-                log.exception("an after-final hook failed", extra={"job_ids": effects.final})
+                log.exception("an after-final hook failed", extra={"job_ids": ended})
 
     def publish(self, effects: Effects) -> None:
         """The live updates of the committed moves: a notification, the database holds the state."""

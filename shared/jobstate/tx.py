@@ -45,13 +45,15 @@ class Effects:
     send: list[Row] = field(default_factory=list)  # through the outage-safe path
     wake: list[str] = field(default_factory=list)  # concurrency keys a slot of which was freed
     final: list[str] = field(default_factory=list)  # ids of the jobs that became final
+    final_steps: list[str] = field(default_factory=list)  # ... of those, the workflows' steps
 
 
 class Tx:
     """The writes of one commit; ``effects`` is what the machine carries out after it.
 
-    ``batched`` (a group commit: many jobs' steps): event and new-attempt rows are kept and inserted
-    together by ``finish``, which the caller runs before the commit."""
+    ``batched`` (a group commit: many jobs' steps): event rows, new attempts and the closing of attempts
+    are kept and written together by ``finish`` (one statement each), which the caller runs before the
+    commit."""
 
     def __init__(self, conn: Connection, now: datetime, batched: bool = False) -> None:
         self.conn = conn
@@ -59,6 +61,7 @@ class Tx:
         self.effects = Effects()
         self._events: list[dict[str, Any]] | None = [] if batched else None
         self._attempts: list[dict[str, Any]] | None = [] if batched else None
+        self._closes: list[dict[str, Any]] | None = [] if batched else None
 
     def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         if self._events is not None:
@@ -67,10 +70,14 @@ class Tx:
             self.conn.execute(st.ADD_EVENT, list(rows))
 
     def finish(self) -> None:
-        """Insert the kept attempt and event rows (a batched transaction; one statement each)."""
+        """Write the kept attempt and event rows (a batched transaction; one statement each): the attempts
+        opened first, so that an attempt opened and closed in the same transaction is there to close."""
         if self._attempts:
             self.conn.execute(st.OPEN_ATTEMPT, self._attempts)
             self._attempts = []
+        if self._closes:
+            self.conn.execute(st.CLOSE_ATTEMPT, self._closes)
+            self._closes = []
         if self._events:
             self.conn.execute(st.ADD_EVENT, self._events)
             self._events = []
@@ -103,6 +110,8 @@ class Tx:
         self.add_events([*events, event_row(row.id, row.status, row.progress, row.message, self.now)])
         if statement in st.ENDS_JOB:
             self.effects.final.append(row.id)
+            if row.workflow_id is not None:
+                self.effects.final_steps.append(row.id)
         if publish:
             self.publish(row)
         return row
@@ -150,21 +159,19 @@ class Tx:
         """The job left ``running``: close its attempt, free its slot (and wake its key after commit)."""
         if row is None:
             return
-        if self._attempts:  # an attempt opened in this transaction: in place before it is closed
-            self.conn.execute(st.OPEN_ATTEMPT, self._attempts)
-            self._attempts = []
-        self.conn.execute(
-            st.CLOSE_ATTEMPT,
-            {
-                "b_job": row.id,
-                "b_number": attempt,
-                "b_now": self.now,
-                "b_outcome": outcome,
-                "b_error_type": error["type"] if error else None,
-                "b_error_message": error["message"] if error else None,
-                "b_traceback": trace,
-            },
-        )
+        close = {
+            "b_job": row.id,
+            "b_number": attempt,
+            "b_now": self.now,
+            "b_outcome": outcome,
+            "b_error_type": error["type"] if error else None,
+            "b_error_message": error["message"] if error else None,
+            "b_traceback": trace,
+        }
+        if self._closes is not None:  # batched: with the other closes, after the attempts opened
+            self._closes.append(close)
+        else:
+            self.conn.execute(st.CLOSE_ATTEMPT, close)
         if row.concurrency_key is not None:
             self.conn.execute(st.FREE_SLOT, {"b_job": row.id})
             self.effects.wake.append(row.concurrency_key)

@@ -218,3 +218,23 @@ def test_the_after_final_hooks_hear_of_every_job_that_ended(database_url):
 
     assert heard == [[running, waiting]]
     assert snapshot(database_url, waiting)["status"] == "canceled"
+
+
+def test_a_steps_only_hook_hears_of_the_workflows_steps_that_ended(database_url):
+    """The workflows' settling hook is told only of steps (the rows the moves returned say which): a
+    commit that ends no step costs it nothing, not even the read that found no workflow."""
+    user = Accounts(database_url).ensure_user("alice@example.com")
+    machine = Machine(database_url, NullPublisher(), NoDispatch())
+    every: list[list[str]] = []
+    steps_heard: list[list[str]] = []
+    machine.after_final(every.append)
+    machine.after_final(steps_heard.append, steps_only=True)
+    plain = add_job(database_url, user.id, "running")
+    step = add_job(database_url, user.id, "running", step=True)
+    other = add_job(database_url, user.id, "queued")
+
+    machine.commit(steps.succeed(plain, 1, None, "Done"), steps.succeed(step, 1, None, "Done"))
+    machine.commit(steps.cancel_waiting(other, "Canceled"))
+
+    assert every == [[plain, step], [other]]
+    assert steps_heard == [[step]]
