@@ -171,6 +171,9 @@ SEND_PENDING_BATCH = 500
 # reports that could not be written for GIVE_UP_AFTER_S are given up (the job's next move writes its state).
 PROGRESS_WRITE_EVERY_S = 0.25
 PROGRESS_GIVE_UP_AFTER_S = 60.0
+# A report held between writes reads whether a cancel was asked once this long (seconds) has passed since
+# the job's claim, write or last read said (shared.progressbuffer): a cancel reaches the body this late.
+CANCEL_CHECK_EVERY_S = 0.1
 # A cancel the body did not honour at a progress point within this long (seconds) is enforced by ending
 # its pool process.
 CANCEL_GRACE_S = 1.5

@@ -7,8 +7,9 @@ transactions and one round trip instead of two plus one per report, and three ro
 flusher thread once the interval has passed. So the live view and a refresh both follow a job within
 that interval, and nothing is lost: every held report becomes its own event (with its own timestamp, in
 order, before the event that follows it) and its own ``job:update`` message. A held report still reads
-whether a cancel was asked (a SELECT: no write lock, no commit), so a body stops at its first report
-after the request, as with a write.
+whether a cancel was asked (a SELECT: no write lock, no commit) once ``CANCEL_CHECK_EVERY_S`` has passed
+since the job's claim, write or last such read told it, so a body stops at its first report that long
+after the request (a quick job's only report, moments after its claim, costs no read).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ Publish = Callable[[list[dict[str, Any]], int], None]
 class _Held:
     row: Any  # the last row written, with the held reports applied
     written_at: float
+    checked_at: float  # when the database last told whether a cancel was asked (claim, write, read)
     failing_since: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # rows for job_events
     updates: list[dict[str, Any]] = field(default_factory=list)  # job:update messages
@@ -62,8 +64,9 @@ class ProgressBuffer:
         """The job was claimed (and written): its ``running`` update waits for the job's next write, or for
         the flusher once the write interval has passed, so a quick job's updates share one round trip."""
         with self.lock:
+            now = time.monotonic()
             self._held[job.id] = _Held(
-                row=job, written_at=time.monotonic(), updates=[] if published else [job_to_dict(job)]
+                row=job, written_at=now, checked_at=now, updates=[] if published else [job_to_dict(job)]
             )
             self._ensure_flusher()
 
@@ -77,7 +80,11 @@ class ProgressBuffer:
             held.row.progress, held.row.message, held.row.updated_at = percent, message, now
             held.updates.append(job_to_dict(held.row))
             self._ensure_flusher()
-        # A cancel asked since the last write reaches the body at this report, as it would with a write.
+            checked = time.monotonic()
+            if checked - held.checked_at < defaults.CANCEL_CHECK_EVERY_S:
+                return False  # moments ago the database said no cancel was asked (else it stopped then)
+            held.checked_at = checked
+        # A cancel asked since the last check reaches the body at this report, as it would with a write.
         return self._should_stop(job_id)
 
     def _write_now(self, job_id: str, percent: int, message: str, now: datetime, held: _Held | None) -> bool:
@@ -86,7 +93,8 @@ class ProgressBuffer:
         if row is None:
             self._held.pop(job_id, None)
             return True
-        self._held[job_id] = _Held(row=row, written_at=time.monotonic())
+        written = time.monotonic()
+        self._held[job_id] = _Held(row=row, written_at=written, checked_at=written)
         self._publish([*(held.updates if held is not None else []), job_to_dict(row)], row.user_id)
         return bool(row.cancel_requested)
 
@@ -106,7 +114,9 @@ class ProgressBuffer:
 
     def _write_held(self, job_id: str, held: _Held) -> None:
         last = held.events[-1]
-        before = _Held(held.row, held.written_at, events=held.events[:-1], updates=held.updates[:-1])
+        before = _Held(
+            held.row, held.written_at, held.checked_at, events=held.events[:-1], updates=held.updates[:-1]
+        )
         self._write_now(job_id, last["progress"], last["message"], last["created_at"], before)
 
     # ----- the flusher ---------------------------------------------------------------------------
