@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from questboard.app import registry
+from questboard.testing import wait_for
 from shared.accounts import Accounts
 from shared.errors import Conflict, InvalidRequest, LimitReached, NotFound, PermanentError, TransientError
 from shared.jobs import JobService
@@ -150,7 +151,8 @@ def test_cancel_rules(parts):
     running, _ = service.submit(user, "diagnostics.probe", {})
     lifecycle.claim(running["id"], "w1")
     assert service.cancel(user, running["id"])["status"] == "running"
-    assert lifecycle.progress(running["id"], 50, "half") is True  # the body is told to stop
+    # The body is told to stop at a report (one at least CANCEL_CHECK_EVERY_S after its claim said no).
+    wait_for(lambda: lifecycle.progress(running["id"], 50, "half"), 10, 0.02, what="the body told to stop")
     # ... and stops: the job ends canceled, with the held report written in the same commit (nothing
     # is left for this process's progress flusher to write after the test's database is gone)
     assert lifecycle.mark_canceled(running["id"], 1).status == "canceled"
