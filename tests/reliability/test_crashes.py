@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import time
 from collections import Counter
 
 import pytest
 
 from questboard.cli import worker_argv
 from questboard.testing import ManagedProcess, wait_for, wait_worker_ready
+from shared import defaults
 from shared.processes import pid_alive
 
 
@@ -122,6 +125,16 @@ def _worker_as_pid_1(stack, name: str) -> ManagedProcess:
     return proc
 
 
+def _last_heartbeat(stack, name: str) -> float:
+    """When the worker named ``name`` last wrote its heartbeat (0: none there)."""
+    client = stack.redis.client()
+    for key in client.scan_iter(match=f"{defaults.WORKER_KEY_PREFIX}{name}@*"):
+        beat = client.get(key)
+        if beat:
+            return float(json.loads(beat)["last_heartbeat"])
+    return 0.0
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
 def test_a_worker_restarted_with_its_old_pid_recovers_the_jobs_it_ran(stack):
     """In a container the worker is PID 1, and the restarted container's worker is PID 1 again, under the
@@ -131,8 +144,15 @@ def test_a_worker_restarted_with_its_old_pid_recovers_the_jobs_it_ran(stack):
     job_id = stack.submit("test.sleep", {"seconds": 60})
     assert stack.wait_status(job_id, "running").worker_pid == 1
     first.kill()
-    _worker_as_pid_1(stack, "boxed")
-    wait_for(lambda: len(stack.starts()) == 2, 30, what="the job to start again")
+    killed_at = time.time()
+    second = _worker_as_pid_1(stack, "boxed")  # ready at once: the dead one's heartbeat is still there
+    wait_for(lambda: _last_heartbeat(stack, "boxed") > killed_at, 60, what="the new worker's own heartbeat")
+    try:
+        wait_for(lambda: len(stack.starts()) == 2, 30, what="the job to start again")
+    except TimeoutError as exc:  # what the new worker did, for the report
+        raise AssertionError(
+            f"{exc}; job {stack.job(job_id).status}; worker log:\n{second.output()[-4000:]}"
+        ) from exc
     job = stack.job(job_id)
     assert job.status == "running" and job.attempts == 2 and job.worker_pid == 1
     lost = [a for a in stack.attempts(job_id) if a.number == 1][0]
