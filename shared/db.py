@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as exc_mod
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import defaults
 
+log = logging.getLogger("questboard.db")
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -80,6 +83,19 @@ def rolled_back(exc: BaseException) -> bool:
     running it again cannot apply anything twice. Never for SQLite, nor for a COMMIT whose fate is
     unknown (40003)."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in _ROLLED_BACK
+
+
+def rerun_if_rolled_back(transaction: Callable[[], T], what: str, **extra: Any) -> T:
+    """``transaction()``, run again (up to ``ROLLED_BACK_RETRIES`` times) while the database rolled it back
+    whole (``rolled_back``); any other error, or the last rollback, reaches the caller."""
+    for tries_left in range(defaults.ROLLED_BACK_RETRIES, -1, -1):
+        try:
+            return transaction()
+        except exc_mod.OperationalError as exc:
+            if not (tries_left and rolled_back(exc)):
+                raise
+            log.info(f"{what} rolled back by the database runs again", extra={**extra, "error": repr(exc)})
+    raise AssertionError("unreachable")
 
 
 _engines: dict[str, Engine] = {}

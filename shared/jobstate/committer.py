@@ -43,7 +43,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from shared import defaults
-from shared.db import rolled_back, write_gate
+from shared.db import rerun_if_rolled_back, write_gate
 from shared.errors import WorkerRecycling
 from shared.jobstate.machine import Machine
 from shared.jobstate.steps import Step
@@ -221,7 +221,9 @@ class Committer:
 
     def _flush(self, batch: list[_Waiting]) -> None:
         try:
-            rows, effects = self._write_again_if_rolled_back(batch)
+            rows, effects = rerun_if_rolled_back(
+                lambda: self._write(batch), "a group commit", steps=len(batch)
+            )
         except Exception as exc:
             if isinstance(exc, (CommitFailed, *_SYSTEMIC)):
                 log.warning(
@@ -245,21 +247,6 @@ class Committer:
             item.row = row
             item.done.set()
         self._publish(effects)
-
-    def _write_again_if_rolled_back(self, batch: list[_Waiting]) -> tuple[list[Row | None], Effects]:
-        """``_write``, run again while the database rolled it back whole to settle a deadlock (nothing of
-        it was stored: ``shared.db.rolled_back``), up to ``ROLLED_BACK_RETRIES`` times."""
-        for tries_left in range(defaults.ROLLED_BACK_RETRIES, -1, -1):
-            try:
-                return self._write(batch)
-            except OperationalError as exc:
-                if not (tries_left and rolled_back(exc)):
-                    raise
-                log.info(
-                    "a group commit rolled back by the database runs again",
-                    extra={"steps": len(batch), "error": repr(exc)},
-                )
-        raise AssertionError("unreachable")
 
     def _write(self, batch: list[_Waiting]) -> tuple[list[Row | None], Effects]:
         """All the batch's steps in one transaction (each with its own time), events inserted together."""

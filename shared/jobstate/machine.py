@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, or_, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from shared import defaults
-from shared.db import get_engine, rolled_back, write_gate
+from shared.db import get_engine, rerun_if_rolled_back, write_gate
 from shared.dispatch import Dispatcher
 from shared.jobstate import statements as st
 from shared.jobstate import steps
@@ -74,21 +74,19 @@ class Machine:
         Two claims racing for the last slot of a key on PostgreSQL: the loser's commit fails on the
         slots' unique constraint and is run again (it then sees the slot taken). A transaction the
         database rolled back as a deadlock's victim is run again too (``shared.db.rolled_back``)."""
-        races, rollbacks = defaults.SLOT_RACE_RETRIES, defaults.ROLLED_BACK_RETRIES
-        while True:
+
+        def once() -> tuple[list[Row | None], Effects]:
+            with write_gate(self.url), self.engine.begin() as conn:
+                tx = Tx(conn, now or utcnow())
+                return [step(tx) for step in todo], tx.effects
+
+        for tries_left in range(defaults.SLOT_RACE_RETRIES, -1, -1):
             try:
-                with write_gate(self.url), self.engine.begin() as conn:
-                    tx = Tx(conn, now or utcnow())
-                    return [step(tx) for step in todo], tx.effects
+                return rerun_if_rolled_back(once, "a transaction")
             except IntegrityError:
-                if not races:
+                if not tries_left:
                     raise
-                races -= 1
-            except OperationalError as exc:
-                if not (rollbacks and rolled_back(exc)):
-                    raise
-                rollbacks -= 1
-                log.info("a transaction rolled back by the database runs again", extra={"error": repr(exc)})
+        raise AssertionError("unreachable")
 
     def commit(self, *todo: Step, now: datetime | None = None) -> list[Row | None]:
         """Run the steps in one transaction, then carry out their effects; their rows, in order."""
