@@ -72,7 +72,7 @@ def questboard_trial(
     # On a threads pool the job runs in the worker's main process: a "child" kill ends the worker too.
     # Any worker that is not alive (the killed one; one that recycled itself) starts again.
     for worker_name, worker in list(workers.items()):
-        if worker_name == name and how == "worker" or not worker.alive():
+        if (worker_name == name and how == "worker") or not worker.alive():
             stack.stop(worker, timeout_s=5)
             stack.procs.remove(worker)
             workers[worker_name] = stack.questboard_worker(env, "default,low", 2, name=worker_name)

@@ -69,9 +69,8 @@ class Questboard:
             user_job_limit=self.settings.user_job_limit,
             user_queued_limit=self.settings.user_queued_limit,
         )
-        jobs.machine.after_final(
-            self._settle, steps_only=True
-        )  # a canceled step releases or cancels what waited on it
+        # A canceled step releases or cancels what waited on it.
+        jobs.machine.after_final(self._settle, steps_only=True)
         return jobs
 
     @cached_property
@@ -88,9 +87,8 @@ class Questboard:
     def lifecycle(self) -> Lifecycle:
         """A job's run as the worker records it (claim, progress, outcome)."""
         lifecycle = Lifecycle(self.database_url, self.publisher, self.dispatcher)
-        lifecycle.machine.after_final(
-            self._settle, steps_only=True
-        )  # a step that ended releases what waited on it
+        # A step that ended releases what waited on it.
+        lifecycle.machine.after_final(self._settle, steps_only=True)
         return lifecycle
 
     def _settle(self, job_ids: list[str]) -> None:

@@ -74,13 +74,13 @@ class ProgressBuffer:
         """Apply a report; whether the body should stop (a cancel was asked, or the job is not running)."""
         with self.lock:
             held = self._held.get(job_id)
-            if held is None or time.monotonic() - held.written_at >= defaults.PROGRESS_WRITE_EVERY_S:
+            checked = time.monotonic()
+            if held is None or checked - held.written_at >= defaults.PROGRESS_WRITE_EVERY_S:
                 return self._write_now(job_id, percent, message, now, held)
             held.events.append(event_row(job_id, held.row.status, percent, message, now))
             held.row.progress, held.row.message, held.row.updated_at = percent, message, now
             held.updates.append(job_to_dict(held.row))
             self._ensure_flusher()
-            checked = time.monotonic()
             if checked - held.checked_at < defaults.CANCEL_CHECK_EVERY_S:
                 return False  # moments ago the database said no cancel was asked (else it stopped then)
             held.checked_at = checked

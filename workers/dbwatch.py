@@ -42,7 +42,7 @@ _unreachable_in: int | None = None
 
 def unreachable_here() -> bool:
     """Whether this process's database watch found the database unreachable at its last probe."""
-    return _unreachable_in is not None and _unreachable_in == os.getpid()
+    return _unreachable_in == os.getpid()
 
 
 class DatabaseWatch:
